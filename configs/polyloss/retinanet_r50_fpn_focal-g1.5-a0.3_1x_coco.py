@@ -1,0 +1,3 @@
+# PolyLoss Table 9 focal row at (gamma, alpha) = (1.5, 0.3).
+_base_ = './retinanet_r50_fpn_focal_1x_coco.py'
+model = dict(bbox_head=dict(loss_cls=dict(gamma=1.5, alpha=0.3)))

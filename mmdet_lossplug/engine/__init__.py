@@ -1,0 +1,3 @@
+from .cpu_ddp import DeviceAwareDistributedDataParallel
+
+__all__ = ['DeviceAwareDistributedDataParallel']

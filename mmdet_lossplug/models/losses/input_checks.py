@@ -1,0 +1,84 @@
+"""Checks at the loss boundary, with messages that name the bad value.
+
+A wrong shape or an out-of-range label otherwise surfaces as an index error
+deep inside ``gather``/``one_hot`` (or a device-side assert on CUDA), and a
+NaN logit as a NaN loss many iterations later. These checks cost one host
+sync per call, which is small next to a detector's forward pass.
+"""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def check_epsilon(epsilon: float, name: str = 'epsilon') -> float:
+    """Poly-1 needs ``epsilon >= -1``: below it the loss is not monotone in
+    pt and training diverges (PolyLoss paper, Sec. 4)."""
+    epsilon = float(epsilon)
+    if not epsilon >= -1.0:  # also catches NaN
+        raise ValueError(f'{name} must be >= -1, got {epsilon}')
+    return epsilon
+
+
+def check_logits(pred: Tensor, name: str = 'pred') -> None:
+    """``pred`` must be a floating ``(N, C)`` tensor of finite values."""
+    if not isinstance(pred, Tensor):
+        raise TypeError(f'{name} must be a Tensor, got {type(pred).__name__}')
+    if pred.dim() != 2:
+        raise ValueError(
+            f'{name} must have shape (N, C), got {tuple(pred.shape)}')
+    if not pred.is_floating_point():
+        raise TypeError(f'{name} must be floating point, got {pred.dtype}')
+    finite = torch.isfinite(pred)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f'{name} has {bad} NaN/Inf value(s) among '
+                         f'{pred.numel()}; the loss would be NaN')
+
+
+def check_labels(labels: Tensor,
+                 num_samples: int,
+                 max_label: int,
+                 ignore_index: Optional[int] = None,
+                 name: str = 'target') -> None:
+    """Integer labels of shape ``(num_samples,)`` in ``[0, max_label]``,
+    except entries equal to ``ignore_index``."""
+    if labels.dim() != 1 or labels.size(0) != num_samples:
+        raise ValueError(f'{name} must have shape ({num_samples},) to match '
+                         f'the scores, got {tuple(labels.shape)}')
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f'{name} labels must be integers, got {labels.dtype}')
+    if labels.numel() == 0:
+        return
+    valid = labels if ignore_index is None else labels[labels != ignore_index]
+    if valid.numel() == 0:
+        return
+    low, high = int(valid.min()), int(valid.max())
+    if low < 0 or high > max_label:
+        bad = low if low < 0 else high
+        raise ValueError(f'{name} has label {bad} outside [0, {max_label}]'
+                         + ('' if ignore_index is None else
+                            f' (ignore_index={ignore_index})'))
+
+
+def check_weight(weight: Optional[Tensor], pred: Tensor,
+                 name: str = 'weight') -> None:
+    """``weight`` is per sample ``(N,)`` or per element ``(N, C)``."""
+    if weight is None:
+        return
+    if tuple(weight.shape) not in ((pred.size(0), ), tuple(pred.shape)):
+        raise ValueError(
+            f'{name} must have shape ({pred.size(0)},) or '
+            f'{tuple(pred.shape)}, got {tuple(weight.shape)}')
+
+
+def broadcast_weight(weight: Optional[Tensor],
+                     loss: Tensor) -> Optional[Tensor]:
+    """Per-sample weights ``(N,)`` broadcast over the class axis of an
+    elementwise ``(N, C)`` loss."""
+    if weight is None:
+        return None
+    weight = weight.float()
+    if loss.dim() == 2 and weight.dim() == 1:
+        weight = weight[:, None]
+    return weight

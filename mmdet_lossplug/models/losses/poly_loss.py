@@ -1,0 +1,457 @@
+r"""PolyLoss: classification losses as polynomials in :math:`(1 - p_t)`.
+
+Leng et al., *PolyLoss: A Polynomial Expansion Perspective of
+Classification Loss Functions*, ICLR 2022.
+
+Cross-entropy and focal loss expand as
+
+.. math::
+
+    -\log p_t = \sum_{j \ge 1} \frac{(1-p_t)^j}{j}, \qquad
+    -(1-p_t)^\gamma \log p_t = \sum_{j \ge 1} \frac{(1-p_t)^{j+\gamma}}{j},
+
+and the Poly-N family perturbs the leading coefficients. Every loss here is
+therefore one of two functions,
+
+.. math::
+
+    \ell = w_t \left[ (1-p_t)^\gamma \, \mathrm{CE}(p_t)
+           + \sum_k \epsilon_k (1-p_t)^{n_k} \right],
+
+:func:`sigmoid_focal_poly_loss` (per class, sigmoid) and
+:func:`softmax_focal_poly_loss` (over classes, softmax), with a list of
+``(power n_k, coefficient eps_k)`` terms; the modules only choose the terms.
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.models.losses.utils import weight_reduce_loss
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from .input_checks import (broadcast_weight, check_epsilon, check_labels,
+                           check_logits, check_weight)
+
+# (power, coefficient) pairs of the polynomial added to the base loss.
+PolyTerms = Sequence[Tuple[Union[float, Tensor], float]]
+
+# Probabilities from ``activated=True`` inputs are clamped this far from
+# 0 and 1 so that log() stays finite.
+_PROB_EPS = 1e-12
+
+
+def polynomial_tail(one_minus_pt: Tensor, terms: PolyTerms) -> Tensor:
+    """``sum_k eps_k * (1 - pt) ** n_k`` for ``terms = [(n_k, eps_k), ...]``."""
+    tail = torch.zeros_like(one_minus_pt)
+    for power, coefficient in terms:
+        if coefficient != 0:
+            tail = tail + coefficient * one_minus_pt.pow(power)
+    return tail
+
+
+def modulate(base: Tensor, one_minus_pt: Tensor,
+             gamma: Union[float, Tensor]) -> Tensor:
+    """Focal modulation ``(1 - pt) ** gamma * base``; ``gamma = 0`` is the
+    base loss itself (and skips a pow whose gradient at ``pt = 1`` is 0/0)."""
+    if not isinstance(gamma, Tensor) and gamma == 0:
+        return base
+    return one_minus_pt.pow(gamma) * base
+
+
+def sigmoid_focal_poly_loss(pred: Tensor,
+                            target: Tensor,
+                            gamma: Union[float, Tensor] = 2.0,
+                            alpha: Optional[float] = 0.25,
+                            poly_terms: PolyTerms = (),
+                            alpha_on_poly: bool = True,
+                            activated: bool = False) -> Tensor:
+    r"""Elementwise sigmoid focal loss plus a polynomial in ``1 - pt``.
+
+    .. math::
+
+        \ell = \alpha_t (1-p_t)^\gamma \mathrm{BCE}
+             + [\alpha_t] \sum_k \epsilon_k (1-p_t)^{n_k}
+
+    With ``gamma=0, alpha=None`` the base is binary cross-entropy.
+
+    Args:
+        pred (Tensor): Logits ``(N, C)``, or probabilities if ``activated``.
+        target (Tensor): Binary targets ``(N, C)``.
+        gamma (float | Tensor): Focusing parameter; a tensor broadcastable
+            to ``(N, C)`` gives a per-sample gamma.
+        alpha (float, optional): Weight of positives; ``1 - alpha`` of
+            negatives. ``None`` weights both by 1.
+        poly_terms: ``(power, coefficient)`` pairs of the polynomial.
+        alpha_on_poly (bool): Multiply the polynomial by ``alpha_t`` too
+            (the paper's code listing); ``False`` weights only the focal term.
+        activated (bool): ``pred`` already holds probabilities.
+
+    Returns:
+        Tensor: Loss of shape ``(N, C)`` in float32 (or float64 inputs).
+    """
+    pred = pred.float() if pred.dtype in (torch.half, torch.bfloat16) \
+        else pred
+    target = target.to(pred.dtype)
+    if activated:
+        prob = pred.clamp(_PROB_EPS, 1 - _PROB_EPS)
+        bce = F.binary_cross_entropy(prob, target, reduction='none')
+    else:
+        prob = pred.sigmoid()
+        bce = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
+    one_minus_pt = prob * (1 - target) + (1 - prob) * target
+    loss = modulate(bce, one_minus_pt, gamma)
+    tail = polynomial_tail(one_minus_pt, poly_terms)
+    if alpha is None:
+        return loss + tail
+    alpha_t = alpha * target + (1 - alpha) * (1 - target)
+    return alpha_t * (loss + tail) if alpha_on_poly else alpha_t * loss + tail
+
+
+def softmax_focal_poly_loss(cls_score: Tensor,
+                            label: Tensor,
+                            gamma: Union[float, Tensor] = 0.0,
+                            poly_terms: PolyTerms = (),
+                            label_smoothing: float = 0.0,
+                            class_weight: Optional[Tensor] = None,
+                            ignore_index: Optional[int] = None) -> Tensor:
+    r"""Per-sample softmax focal loss plus a polynomial in ``1 - Pt``.
+
+    .. math::
+
+        \ell = w_y \left[(1-P_t)^\gamma \mathrm{CE} + \sum_k \epsilon_k
+               (1-P_t)^{n_k}\right]
+
+    With ``gamma=0`` the base is cross-entropy. With label smoothing ``a``
+    the target is ``y' = (1-a) y + a/K``, ``CE = -sum_k y'_k log P_k`` and
+    ``1 - Pt = sum_k y'_k (1 - P_k)`` (the paper's code listing).
+
+    Args:
+        cls_score (Tensor): Logits ``(N, K)``.
+        label (Tensor): Class indices ``(N,)`` in ``[0, K)``.
+        gamma (float | Tensor): Focusing parameter, or ``(N,)`` per sample.
+        poly_terms: ``(power, coefficient)`` pairs of the polynomial.
+        label_smoothing (float): ``a`` in ``[0, 1)``.
+        class_weight (Tensor, optional): ``(K,)``; ``w_y`` of the true class
+            scales the sample's whole loss, as ``F.cross_entropy`` does.
+        ignore_index (int, optional): Label whose samples get zero loss.
+
+    Returns:
+        Tensor: Loss of shape ``(N,)`` in float32 (or float64 inputs).
+    """
+    cls_score = cls_score.float() if cls_score.dtype in (
+        torch.half, torch.bfloat16) else cls_score
+    valid = torch.ones_like(label, dtype=torch.bool) if ignore_index is None \
+        else label != ignore_index
+    safe_label = torch.where(valid, label, torch.zeros_like(label))
+    log_prob = F.log_softmax(cls_score, dim=1)
+    if label_smoothing > 0:
+        num_classes = cls_score.size(1)
+        target = F.one_hot(safe_label, num_classes).to(log_prob.dtype)
+        target = target * (1 - label_smoothing) + label_smoothing / num_classes
+        ce = -(target * log_prob).sum(dim=1)
+        one_minus_pt = 1 - (target * log_prob.exp()).sum(dim=1)
+    else:
+        log_pt = log_prob.gather(1, safe_label[:, None]).squeeze(1)
+        ce = -log_pt
+        one_minus_pt = -torch.expm1(log_pt)  # 1 - pt without cancellation
+    loss = modulate(ce, one_minus_pt, gamma) + polynomial_tail(
+        one_minus_pt, poly_terms)
+    if class_weight is not None:
+        loss = loss * class_weight.to(loss)[safe_label]
+    return torch.where(valid, loss, torch.zeros_like(loss))
+
+
+def _reduce(loss: Tensor, weight: Optional[Tensor], reduction: str,
+            avg_factor: Optional[float]) -> Tensor:
+    """MMDetection's weighting and reduction; an empty batch is 0, not NaN
+    (``mean`` of nothing), keeping the graph so backward still runs."""
+    if loss.numel() == 0 and reduction != 'none':
+        return loss.sum()
+    return weight_reduce_loss(
+        loss, broadcast_weight(weight, loss), reduction, avg_factor)
+
+
+def _check_reduction(reduction: Optional[str], allow_none: bool) -> None:
+    allowed = ('none', 'mean', 'sum') + ((None, ) if allow_none else ())
+    if reduction not in allowed:
+        raise ValueError(f'reduction must be one of {allowed}, '
+                         f'got {reduction!r}')
+
+
+class _SigmoidFocalPolyBase(nn.Module):
+    """Sigmoid focal loss with a polynomial tail; subclasses choose the
+    tail in :meth:`poly_terms`. Takes the arguments of MMDetection's
+    ``FocalLoss`` so a config swaps one ``type`` for another."""
+
+    def __init__(self,
+                 use_sigmoid: bool = True,
+                 gamma: float = 2.0,
+                 alpha: Optional[float] = 0.25,
+                 epsilon: float = -1.0,
+                 alpha_on_poly: bool = True,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0,
+                 activated: bool = False) -> None:
+        super().__init__()
+        if not use_sigmoid:
+            raise ValueError(f'{type(self).__name__} is a sigmoid loss; '
+                             'use_sigmoid=False is not supported')
+        _check_reduction(reduction, allow_none=False)
+        if alpha is not None and not 0 <= alpha <= 1:
+            raise ValueError(f'alpha must be in [0, 1] or None, got {alpha}')
+        if gamma < 0:
+            raise ValueError(f'gamma must be >= 0, got {gamma}')
+        self.use_sigmoid = use_sigmoid
+        self.gamma = float(gamma)
+        self.alpha = alpha
+        self.epsilon = check_epsilon(epsilon)
+        self.alpha_on_poly = alpha_on_poly
+        self.reduction = reduction
+        self.loss_weight = loss_weight
+        self.activated = activated
+
+    def poly_terms(self) -> PolyTerms:
+        raise NotImplementedError
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
+        """
+        Args:
+            pred (Tensor): Logits ``(N, C)`` (probabilities if
+                ``activated``).
+            target (Tensor): Labels ``(N,)`` in ``[0, C]``, ``C`` being
+                background, or binary targets ``(N, C)``.
+            weight (Tensor, optional): ``(N,)`` or ``(N, C)``.
+            avg_factor (float, optional): Divisor of the summed loss for
+                ``mean`` (the number of positives in dense heads).
+            reduction_override (str, optional): ``none``, ``mean``, ``sum``.
+        """
+        _check_reduction(reduction_override, allow_none=True)
+        reduction = reduction_override or self.reduction
+        check_logits(pred)
+        num_classes = pred.size(1)
+        if target.dim() == 1:
+            check_labels(target, pred.size(0), max_label=num_classes)
+            # Background (label C) is the all-zero row.
+            target = F.one_hot(target, num_classes + 1)[:, :num_classes]
+        elif target.shape != pred.shape:
+            raise ValueError(
+                f'target must be labels ({pred.size(0)},) or one-hot '
+                f'{tuple(pred.shape)}, got {tuple(target.shape)}')
+        check_weight(weight, pred)
+        loss = sigmoid_focal_poly_loss(pred, target, self.gamma, self.alpha,
+                                       self.poly_terms(), self.alpha_on_poly,
+                                       self.activated)
+        return self.loss_weight * _reduce(loss, weight, reduction, avg_factor)
+
+    def extra_repr(self) -> str:
+        return (f'gamma={self.gamma}, alpha={self.alpha}, '
+                f'epsilon={self.epsilon}, alpha_on_poly={self.alpha_on_poly}')
+
+
+@MODELS.register_module()
+class PolyFocalLoss(_SigmoidFocalPolyBase):
+    r"""Poly-1 focal loss: ``FL + epsilon * alpha_t * (1-pt)^(gamma+1)``.
+
+    PolyLoss Eq. 2 / Table 6 with the alpha balance of RetinaNet; with
+    ``alpha_on_poly=False`` the polynomial is not alpha-weighted (as some
+    ports do). ``epsilon = 0`` is MMDetection's ``FocalLoss``.
+
+    Args:
+        use_sigmoid (bool): Must be True. Defaults to True.
+        gamma (float): Focusing parameter. Defaults to 2.0.
+        alpha (float, optional): Positive/negative balance. Defaults to 0.25.
+        epsilon (float): Coefficient of ``(1-pt)^(gamma+1)``, ``>= -1``.
+            Defaults to -1.0.
+        alpha_on_poly (bool): Weight the polynomial by ``alpha_t``.
+            Defaults to True.
+        reduction (str): ``none``, ``mean`` or ``sum``. Defaults to 'mean'.
+        loss_weight (float): Defaults to 1.0.
+        activated (bool): Inputs are probabilities. Defaults to False.
+    """
+
+    def poly_terms(self) -> PolyTerms:
+        return ((self.gamma + 1, self.epsilon), )
+
+
+@MODELS.register_module()
+class Poly1StarFocalLoss(_SigmoidFocalPolyBase):
+    r"""Poly-1* focal loss:
+    ``FL - alpha_t (1-pt)^(gamma+1) + epsilon * alpha_t (1-pt)^(gamma+2)``.
+
+    The first focal polynomial is dropped (Poly-1 at ``epsilon_1 = -1``)
+    and the new leading one is tuned (PolyLoss Table 7: ``epsilon = -0.4``
+    for vehicles, ``0.2`` for pedestrians). Arguments as
+    :class:`PolyFocalLoss`, except ``epsilon`` defaults to 0.0 (focal loss
+    with its first polynomial dropped).
+    """
+
+    def __init__(self, *args, epsilon: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, epsilon=epsilon, **kwargs)
+
+    def poly_terms(self) -> PolyTerms:
+        return ((self.gamma + 1, -1.0), (self.gamma + 2, self.epsilon))
+
+
+@MODELS.register_module()
+class PolyNCrossEntropyLoss(nn.Module):
+    r"""Poly-N cross-entropy: ``CE + sum_{j=1..N} epsilon_j (1-Pt)^j``.
+
+    PolyLoss Eq. 6. Softmax over the ``K`` classes of ``cls_score`` (a RoI
+    head's ``C + 1``), or per-class binary cross-entropy with
+    ``use_sigmoid=True``. Takes the arguments of MMDetection's
+    ``CrossEntropyLoss``; with every ``epsilon_j = 0`` it equals it.
+
+    Args:
+        use_sigmoid (bool): Binary form. Defaults to False.
+        epsilons (Sequence[float]): ``epsilon_1 .. epsilon_N``; each
+            ``>= -1``. Defaults to (-1.0,).
+        label_smoothing (float): Softmax form only, in ``[0, 1)``.
+            Defaults to 0.0.
+        class_weight (list[float], optional): Per-class weight (softmax:
+            of the true class; binary: of positives, like ``pos_weight``).
+        ignore_index (int, optional): Label to ignore. Defaults to None.
+        reduction (str): Defaults to 'mean'.
+        loss_weight (float): Defaults to 1.0.
+        avg_non_ignore (bool): Average over non-ignored samples only.
+            Defaults to False.
+    """
+
+    def __init__(self,
+                 use_sigmoid: bool = False,
+                 epsilons: Sequence[float] = (-1.0, ),
+                 label_smoothing: float = 0.0,
+                 class_weight: Optional[Sequence[float]] = None,
+                 ignore_index: Optional[int] = None,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0,
+                 avg_non_ignore: bool = False) -> None:
+        super().__init__()
+        _check_reduction(reduction, allow_none=False)
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(
+                f'label_smoothing must be in [0, 1), got {label_smoothing}')
+        if use_sigmoid and label_smoothing > 0:
+            raise ValueError('label_smoothing is defined for the softmax '
+                             'form only (use_sigmoid=False)')
+        if len(epsilons) == 0:
+            raise ValueError('epsilons must hold at least one coefficient')
+        self.use_sigmoid = use_sigmoid
+        self.epsilons = tuple(
+            check_epsilon(eps, f'epsilons[{j}]')
+            for j, eps in enumerate(epsilons))
+        self.label_smoothing = float(label_smoothing)
+        self.class_weight = class_weight
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.loss_weight = loss_weight
+        self.avg_non_ignore = avg_non_ignore
+
+    def poly_terms(self) -> PolyTerms:
+        return tuple((j, eps) for j, eps in enumerate(self.epsilons, start=1))
+
+    def forward(self,
+                cls_score: Tensor,
+                label: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None,
+                ignore_index: Optional[int] = None,
+                **kwargs) -> Tensor:
+        """
+        Args:
+            cls_score (Tensor): Logits ``(N, K)``.
+            label (Tensor): Labels ``(N,)``: in ``[0, K)`` for softmax; in
+                ``[0, K]`` for sigmoid (``K`` = background, all negative).
+            weight (Tensor, optional): ``(N,)``, or ``(N, K)`` for sigmoid.
+            avg_factor (float, optional): Divisor for ``mean``.
+            reduction_override (str, optional): ``none``, ``mean``, ``sum``.
+            ignore_index (int, optional): Overrides the configured one.
+        """
+        _check_reduction(reduction_override, allow_none=True)
+        reduction = reduction_override or self.reduction
+        ignore_index = self.ignore_index if ignore_index is None \
+            else ignore_index
+        check_logits(cls_score, 'cls_score')
+        num_classes = cls_score.size(1)
+        check_labels(
+            label,
+            cls_score.size(0),
+            max_label=num_classes if self.use_sigmoid else num_classes - 1,
+            ignore_index=ignore_index,
+            name='label')
+        check_weight(weight, cls_score)
+        class_weight = None if self.class_weight is None else \
+            cls_score.new_tensor(self.class_weight, dtype=torch.float)
+        if class_weight is not None and class_weight.numel() != num_classes:
+            raise ValueError(f'class_weight has {class_weight.numel()} '
+                             f'entries for {num_classes} classes')
+        valid = torch.ones_like(label, dtype=torch.bool) \
+            if ignore_index is None else label != ignore_index
+        if self.use_sigmoid:
+            loss = self._binary_loss(cls_score, label, valid, class_weight)
+        else:
+            loss = softmax_focal_poly_loss(cls_score, label, 0.0,
+                                           self.poly_terms(),
+                                           self.label_smoothing, class_weight,
+                                           ignore_index)
+        if avg_factor is None and self.avg_non_ignore and reduction == 'mean':
+            avg_factor = int(valid.sum()) * (num_classes
+                                             if self.use_sigmoid else 1)
+        return self.loss_weight * _reduce(loss, weight, reduction, avg_factor)
+
+    def _binary_loss(self, cls_score: Tensor, label: Tensor, valid: Tensor,
+                     class_weight: Optional[Tensor]) -> Tensor:
+        """Per-class BCE + polynomial; labels ``>= K`` are background and
+        ignored samples are zeroed, as MMDetection's binary CE does."""
+        num_classes = cls_score.size(1)
+        safe_label = torch.where(valid, label,
+                                 torch.full_like(label, num_classes))
+        target = F.one_hot(safe_label, num_classes + 1)[:, :num_classes]
+        loss = sigmoid_focal_poly_loss(
+            cls_score, target, gamma=0.0, alpha=None,
+            poly_terms=self.poly_terms())
+        if class_weight is not None:  # pos_weight: scales positives only
+            loss = loss * torch.where(target.bool(), class_weight,
+                                      torch.ones_like(class_weight))
+        return loss * valid[:, None]
+
+
+@MODELS.register_module()
+class Poly1CrossEntropyLoss(PolyNCrossEntropyLoss):
+    r"""Poly-1 cross-entropy: ``CE + epsilon * (1 - Pt)`` (PolyLoss Eq. 7).
+
+    For Mask R-CNN's box classifier (softmax over ``C + 1`` classes; the
+    paper's Table 5 uses ``epsilon = -1``). Arguments as
+    :class:`PolyNCrossEntropyLoss` with a single ``epsilon`` (``>= -1``,
+    defaults to -1.0).
+    """
+
+    def __init__(self,
+                 use_sigmoid: bool = False,
+                 epsilon: float = -1.0,
+                 label_smoothing: float = 0.0,
+                 class_weight: Optional[Sequence[float]] = None,
+                 ignore_index: Optional[int] = None,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0,
+                 avg_non_ignore: bool = False) -> None:
+        super().__init__(
+            use_sigmoid=use_sigmoid,
+            epsilons=(check_epsilon(epsilon), ),
+            label_smoothing=label_smoothing,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            loss_weight=loss_weight,
+            avg_non_ignore=avg_non_ignore)
+
+    @property
+    def epsilon(self) -> float:
+        return self.epsilons[0]
