@@ -1,0 +1,32 @@
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes',
+                         'retinanet_r18-tiny_fpn_shapes.py')
+
+
+def run_tool(*args, env=None, timeout=600):
+    """Run ``python ARGS`` from the repository root; fail with its output."""
+    proc = subprocess.run([sys.executable, *args],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, (
+        f'{args} exited {proc.returncode}\n{proc.stdout[-4000:]}\n'
+        f'{proc.stderr[-4000:]}')
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory):
+    """A small generated dataset in COCO and VOC formats."""
+    out = tmp_path_factory.mktemp('shapes')
+    run_tool('tools/misc/generate_shapes_dataset.py', str(out),
+             '--num-train', '16', '--num-val', '8', '--seed', '0')
+    return str(out)

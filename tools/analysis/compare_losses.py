@@ -1,0 +1,112 @@
+"""Train the small RetinaNet with each classification loss on the generated
+shapes dataset and print a table of COCO bbox AP (pycocotools).
+
+This is the README's run command (``make run``). It is a smoke-scale
+comparison on a CPU (minutes), not a reproduction: the paper configs are in
+``configs/polyloss``.
+
+    python tools/analysis/compare_losses.py [--work-dir DIR] [--iters 600]
+        [--losses focal polyfocal poly1star] [--seed 0]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+from mmengine.config import Config
+from mmengine.runner import Runner, set_random_seed
+
+TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(TOOLS)
+sys.path.insert(0, osp.join(TOOLS, 'misc'))
+from generate_shapes_dataset import generate  # noqa: E402
+
+import mmdet_lossplug  # noqa: E402,F401
+
+CONFIG = osp.join(ROOT, 'configs', 'shapes', 'retinanet_r18-tiny_fpn_shapes.py')
+
+# The classification loss of each row; every other setting is the config's.
+LOSSES = {
+    'focal':
+    dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25),
+    'polyfocal':
+    dict(
+        type='PolyFocalLoss',
+        use_sigmoid=True,
+        gamma=2.0,
+        alpha=0.25,
+        epsilon=-1.0),
+    'poly1star':
+    dict(
+        type='Poly1StarFocalLoss',
+        use_sigmoid=True,
+        gamma=2.0,
+        alpha=0.25,
+        epsilon=-0.4),
+}
+METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default='work_dirs/compare_losses')
+    parser.add_argument('--iters', type=int, default=600)
+    parser.add_argument(
+        '--losses', nargs='+', choices=list(LOSSES), default=list(LOSSES))
+    parser.add_argument('--num-train', type=int, default=256)
+    parser.add_argument('--num-val', type=int, default=64)
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def train_and_evaluate(name: str, data_root: str, args) -> dict:
+    """Train one row and return its COCO metrics."""
+    os.environ['SHAPES_ROOT'] = data_root
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.bbox_head.loss_cls = LOSSES[name]
+    cfg.work_dir = osp.join(args.work_dir, name)
+    cfg.experiment_name = name
+    cfg.randomness = dict(seed=args.seed)
+    cfg.train_cfg.max_iters = args.iters
+    cfg.train_cfg.val_interval = args.iters + 1  # evaluate once, below
+    cfg.param_scheduler[1].milestones = [int(args.iters * 0.75)]
+    cfg.default_hooks.checkpoint.interval = args.iters
+    set_random_seed(args.seed)
+    runner = Runner.from_cfg(cfg)
+    start = time.time()
+    runner.train()
+    minutes = (time.time() - start) / 60
+    metrics = runner.val()
+    return dict(metrics, minutes=minutes)
+
+
+def format_table(results: dict) -> str:
+    header = '| loss | AP | AP50 | AP75 | train min |'
+    lines = [header, '|' + '---|' * 5]
+    for name, m in results.items():
+        aps = ' | '.join(f"{100 * m['coco/' + k]:.1f}" for k in METRICS)
+        lines.append(f"| {name} | {aps} | {m['minutes']:.1f} |")
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    data_root = osp.abspath(osp.join(args.work_dir, 'data'))
+    if not osp.isfile(osp.join(data_root, 'annotations',
+                               'instances_val.json')):
+        generate(data_root, args.num_train, args.num_val, seed=args.seed,
+                 formats=('coco', ))
+    results = {}
+    for name in args.losses:
+        print(f'=== training with {name}: {LOSSES[name]}', flush=True)
+        results[name] = train_and_evaluate(name, data_root, args)
+    table = format_table(results)
+    print(f'\nCOCO bbox AP on {args.num_val} generated val images '
+          f'({args.iters} iterations, CPU):\n{table}')
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+
+
+if __name__ == '__main__':
+    main()
