@@ -1,12 +1,19 @@
 """What tools/train.py and tools/test.py do alike to a config before the
 runner is built: register mmdet_lossplug, apply the command line, pick the
 work dir, and make CPU-distributed runs (torchrun + gloo) work."""
+import os
 import os.path as osp
 
 import torch
 from mmdet.utils import register_all_modules
 
 import mmdet_lossplug  # noqa: F401  (registers our modules)
+
+# mmengine 0.10.7 predates torch 2.6's ``torch.load(weights_only=True)``
+# default: its checkpoints pickle the message hub (HistoryBuffer, numpy
+# scalars), so loading one to test or resume fails. The checkpoints these
+# tools load are the user's own; torch reads this switch at load time.
+os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
 
 
 def prepare_launch(cfg, args) -> None:
