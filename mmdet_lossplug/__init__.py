@@ -1,8 +1,10 @@
 """Classification losses for MMDetection 3.x as drop-in config entries.
 
 Importing the package registers every loss, head, hook, metric and model
-wrapper in MMDetection's registries, so a config only needs
-``custom_imports = dict(imports=['mmdet_lossplug'], allow_failed_imports=False)``.
+wrapper in MMDetection's registries, so a config only needs::
+
+    custom_imports = dict(
+        imports=['mmdet_lossplug'], allow_failed_imports=False)
 """
 from . import engine, models  # noqa: F401  (import registers the modules)
 from .version import __version__

@@ -27,6 +27,6 @@ def run_tool(*args, env=None, timeout=600):
 def shapes_root(tmp_path_factory):
     """A small generated dataset in COCO and VOC formats."""
     out = tmp_path_factory.mktemp('shapes')
-    run_tool('tools/misc/generate_shapes_dataset.py', str(out),
-             '--num-train', '16', '--num-val', '8', '--seed', '0')
+    run_tool('tools/misc/generate_shapes_dataset.py', str(out), '--num-train',
+             '16', '--num-val', '8', '--seed', '0')
     return str(out)

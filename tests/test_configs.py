@@ -49,9 +49,10 @@ def test_config_builds_and_trains_one_step(config):
     for name, value in log_vars.items():
         assert torch.isfinite(torch.as_tensor(value)), (name, value)
     loss_cls_type = head.loss_cls.type
-    cls_loss = (model.bbox_head.loss_cls if hasattr(model, 'bbox_head')
-                else model.roi_head.bbox_head.loss_cls)
+    cls_loss = (
+        model.bbox_head.loss_cls
+        if hasattr(model, 'bbox_head') else model.roi_head.bbox_head.loss_cls)
     assert type(cls_loss).__name__ == loss_cls_type
-    changed = any(not torch.equal(b, p) for b, p in zip(
-        before, model.parameters()))
+    changed = any(not torch.equal(b, p)
+                  for b, p in zip(before, model.parameters()))
     assert changed, 'the optimizer step changed no parameter'

@@ -34,8 +34,8 @@ def logits_with_pt_above(n, c, low=0.1, seed=0):
 
 
 def random_labels(n, high, seed=1):
-    return torch.randint(0, high, (n, ), generator=torch.Generator()
-                         .manual_seed(seed))
+    return torch.randint(
+        0, high, (n, ), generator=torch.Generator().manual_seed(seed))
 
 
 # ---------------------------------------------------------------- focal --
@@ -135,8 +135,7 @@ def test_poly1star_eps0_is_focal_minus_first_term():
 
 def test_focal_class_zero_is_a_positive_and_label_c_background():
     logits = torch.zeros(2, 3)
-    loss = PolyFocalLoss(epsilon=0.0, alpha=None, gamma=0.0,
-                         reduction='none')
+    loss = PolyFocalLoss(epsilon=0.0, alpha=None, gamma=0.0, reduction='none')
     out = loss(logits, torch.tensor([0, 3]))
     # Every element is BCE at p = 0.5: log 2 whatever the target ...
     torch.testing.assert_close(out, torch.full((2, 3), 0.6931471805599453))
@@ -225,8 +224,8 @@ def test_poly1_ce_matches_taylor_series(epsilon):
     expected = -torch.log(pt) + epsilon * (1 - pt)
     series_ok = pt > 0.1
     expected_series = taylor_poly(1 - pt[series_ok], {1: epsilon})
-    out = Poly1CrossEntropyLoss(epsilon=epsilon, reduction='none')(
-        logits, labels)
+    out = Poly1CrossEntropyLoss(
+        epsilon=epsilon, reduction='none')(logits, labels)
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(out[series_ok], expected_series)
 
@@ -237,8 +236,8 @@ def test_polyn_ce_matches_taylor_series():
     labels = random_labels(25, 4)
     pt = logits.softmax(1).gather(1, labels[:, None]).squeeze(1)
     expected = taylor_poly(1 - pt, {1: -0.5, 2: 0.3, 3: 1.2})
-    out = PolyNCrossEntropyLoss(epsilons=epsilons, reduction='none')(
-        logits, labels)
+    out = PolyNCrossEntropyLoss(
+        epsilons=epsilons, reduction='none')(logits, labels)
     torch.testing.assert_close(out, expected)
 
 
@@ -249,8 +248,8 @@ def test_poly1_ce_label_smoothing():
     smoothed = F.one_hot(labels, k) * (1 - a) + a / k
     probs = logits.softmax(1)
     expected = F.cross_entropy(
-        logits, labels, label_smoothing=a, reduction='none') + eps * (
-            smoothed * (1 - probs)).sum(1)
+        logits, labels, label_smoothing=a,
+        reduction='none') + eps * (smoothed * (1 - probs)).sum(1)
     out = Poly1CrossEntropyLoss(
         epsilon=eps, label_smoothing=a, reduction='none')(logits, labels)
     torch.testing.assert_close(out, expected)
@@ -277,16 +276,15 @@ def test_poly1_ce_binary_label_k_is_background():
     loss = Poly1CrossEntropyLoss(use_sigmoid=True, epsilon=1.0)
     loss(logits, torch.tensor([3]), reduction_override='sum').backward()
     # all negative: d/dx [BCE + (1 - pt)] = p + p(1-p) = 0.75 at p = 0.5
-    torch.testing.assert_close(logits.grad, torch.full((1, 3), 0.75,
-                                                       dtype=torch.float64))
+    torch.testing.assert_close(logits.grad,
+                               torch.full((1, 3), 0.75, dtype=torch.float64))
 
 
 @pytest.mark.parametrize('use_sigmoid', [False, True])
 def test_poly_ce_gradcheck(use_sigmoid):
     logits = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
     labels = random_labels(7, 4)
-    loss = PolyNCrossEntropyLoss(
-        use_sigmoid=use_sigmoid, epsilons=(-0.8, 0.4))
+    loss = PolyNCrossEntropyLoss(use_sigmoid=use_sigmoid, epsilons=(-0.8, 0.4))
     assert torch.autograd.gradcheck(lambda x: loss(x, labels), (logits, ))
 
 

@@ -11,8 +11,8 @@ CLASSES = ('rectangle', 'ellipse', 'triangle')
 
 def test_same_seed_same_dataset(tmp_path, shapes_root):
     run_tool('tools/misc/generate_shapes_dataset.py', str(tmp_path),
-             '--num-train', '16', '--num-val', '8', '--seed', '0',
-             '--formats', 'coco')
+             '--num-train', '16', '--num-val', '8', '--seed', '0', '--formats',
+             'coco')
     for split in ('train', 'val'):
         name = f'annotations/instances_{split}.json'
         with open(osp.join(shapes_root, name)) as f1, \

@@ -24,7 +24,8 @@ from generate_shapes_dataset import generate  # noqa: E402
 
 import mmdet_lossplug  # noqa: E402,F401
 
-CONFIG = osp.join(ROOT, 'configs', 'shapes', 'retinanet_r18-tiny_fpn_shapes.py')
+CONFIG = osp.join(ROOT, 'configs', 'shapes',
+                  'retinanet_r18-tiny_fpn_shapes.py')
 
 # The classification loss of each row; every other setting is the config's.
 LOSSES = {
@@ -93,10 +94,14 @@ def format_table(results: dict) -> str:
 def main(argv=None):
     args = parse_args(argv)
     data_root = osp.abspath(osp.join(args.work_dir, 'data'))
-    if not osp.isfile(osp.join(data_root, 'annotations',
-                               'instances_val.json')):
-        generate(data_root, args.num_train, args.num_val, seed=args.seed,
-                 formats=('coco', ))
+    if not osp.isfile(
+            osp.join(data_root, 'annotations', 'instances_val.json')):
+        generate(
+            data_root,
+            args.num_train,
+            args.num_val,
+            seed=args.seed,
+            formats=('coco', ))
     results = {}
     for name in args.losses:
         print(f'=== training with {name}: {LOSSES[name]}', flush=True)

@@ -43,8 +43,8 @@ def _shape_polygon(rng: np.random.Generator, cls: str, size: int) -> Polygon:
 
 def _polygon_area(poly: Polygon) -> float:
     xs, ys = np.array(poly).T
-    return float(0.5 * abs(np.dot(xs, np.roll(ys, 1)) -
-                           np.dot(ys, np.roll(xs, 1))))
+    return float(0.5 *
+                 abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))))
 
 
 def _render_image(rng: np.random.Generator,
@@ -102,9 +102,8 @@ def _coco_split(samples, split: str, out_dir: str) -> str:
     with open(ann_file, 'w') as f:
         json.dump(
             dict(
-                images=images,
-                annotations=annotations,
-                categories=categories), f)
+                images=images, annotations=annotations, categories=categories),
+            f)
     return ann_file
 
 
@@ -129,8 +128,7 @@ def _voc_split(samples, split: str, out_dir: str) -> None:
             for key, value in zip(('xmin', 'ymin', 'xmax', 'ymax'),
                                   obj['box']):
                 ET.SubElement(box, key).text = str(int(round(value)) + 1)
-        ET.ElementTree(ann).write(
-            osp.join(root, 'Annotations', name + '.xml'))
+        ET.ElementTree(ann).write(osp.join(root, 'Annotations', name + '.xml'))
     with open(osp.join(root, 'ImageSets', 'Main', split + '.txt'), 'w') as f:
         f.write(''.join(name + '\n' for name, _, _ in samples))
 
@@ -166,7 +164,9 @@ def main(argv=None):
     parser.add_argument('--size', type=int, default=128)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
-        '--formats', nargs='+', choices=['coco', 'voc'],
+        '--formats',
+        nargs='+',
+        choices=['coco', 'voc'],
         default=['coco', 'voc'])
     args = parser.parse_args(argv)
     for key, path in generate(args.out_dir, args.num_train, args.num_val,

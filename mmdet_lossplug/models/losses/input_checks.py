@@ -56,20 +56,19 @@ def check_labels(labels: Tensor,
     low, high = int(valid.min()), int(valid.max())
     if low < 0 or high > max_label:
         bad = low if low < 0 else high
-        raise ValueError(f'{name} has label {bad} outside [0, {max_label}]'
-                         + ('' if ignore_index is None else
-                            f' (ignore_index={ignore_index})'))
+        raise ValueError(f'{name} has label {bad} outside [0, {max_label}]' + (
+            '' if ignore_index is None else f' (ignore_index={ignore_index})'))
 
 
-def check_weight(weight: Optional[Tensor], pred: Tensor,
+def check_weight(weight: Optional[Tensor],
+                 pred: Tensor,
                  name: str = 'weight') -> None:
     """``weight`` is per sample ``(N,)`` or per element ``(N, C)``."""
     if weight is None:
         return
     if tuple(weight.shape) not in ((pred.size(0), ), tuple(pred.shape)):
-        raise ValueError(
-            f'{name} must have shape ({pred.size(0)},) or '
-            f'{tuple(pred.shape)}, got {tuple(weight.shape)}')
+        raise ValueError(f'{name} must have shape ({pred.size(0)},) or '
+                         f'{tuple(pred.shape)}, got {tuple(weight.shape)}')
 
 
 def broadcast_weight(weight: Optional[Tensor],

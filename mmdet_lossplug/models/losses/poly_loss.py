@@ -37,13 +37,9 @@ from .input_checks import (broadcast_weight, check_epsilon, check_labels,
 # (power, coefficient) pairs of the polynomial added to the base loss.
 PolyTerms = Sequence[Tuple[Union[float, Tensor], float]]
 
-# Probabilities from ``activated=True`` inputs are clamped this far from
-# 0 and 1 so that log() stays finite.
-_PROB_EPS = 1e-12
-
 
 def polynomial_tail(one_minus_pt: Tensor, terms: PolyTerms) -> Tensor:
-    """``sum_k eps_k * (1 - pt) ** n_k`` for ``terms = [(n_k, eps_k), ...]``."""
+    """``sum_k eps_k (1 - pt)^n_k`` for ``terms = [(n_k, eps_k), ...]``."""
     tail = torch.zeros_like(one_minus_pt)
     for power, coefficient in terms:
         if coefficient != 0:
@@ -95,11 +91,12 @@ def sigmoid_focal_poly_loss(pred: Tensor,
         else pred
     target = target.to(pred.dtype)
     if activated:
-        prob = pred.clamp(_PROB_EPS, 1 - _PROB_EPS)
+        prob = pred  # F.binary_cross_entropy clamps log(0) to -100
         bce = F.binary_cross_entropy(prob, target, reduction='none')
     else:
         prob = pred.sigmoid()
-        bce = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
+        bce = F.binary_cross_entropy_with_logits(
+            pred, target, reduction='none')
     one_minus_pt = prob * (1 - target) + (1 - prob) * target
     loss = modulate(bce, one_minus_pt, gamma)
     tail = polynomial_tail(one_minus_pt, poly_terms)
@@ -169,8 +166,8 @@ def _reduce(loss: Tensor, weight: Optional[Tensor], reduction: str,
     (``mean`` of nothing), keeping the graph so backward still runs."""
     if loss.numel() == 0 and reduction != 'none':
         return loss.sum()
-    return weight_reduce_loss(
-        loss, broadcast_weight(weight, loss), reduction, avg_factor)
+    return weight_reduce_loss(loss, broadcast_weight(weight, loss), reduction,
+                              avg_factor)
 
 
 def _check_reduction(reduction: Optional[str], allow_none: bool) -> None:
@@ -402,8 +399,8 @@ class PolyNCrossEntropyLoss(nn.Module):
                                            self.label_smoothing, class_weight,
                                            ignore_index)
         if avg_factor is None and self.avg_non_ignore and reduction == 'mean':
-            avg_factor = int(valid.sum()) * (num_classes
-                                             if self.use_sigmoid else 1)
+            avg_factor = int(valid.sum()) * (
+                num_classes if self.use_sigmoid else 1)
         return self.loss_weight * _reduce(loss, weight, reduction, avg_factor)
 
     def _binary_loss(self, cls_score: Tensor, label: Tensor, valid: Tensor,
@@ -415,7 +412,10 @@ class PolyNCrossEntropyLoss(nn.Module):
                                  torch.full_like(label, num_classes))
         target = F.one_hot(safe_label, num_classes + 1)[:, :num_classes]
         loss = sigmoid_focal_poly_loss(
-            cls_score, target, gamma=0.0, alpha=None,
+            cls_score,
+            target,
+            gamma=0.0,
+            alpha=None,
             poly_terms=self.poly_terms())
         if class_weight is not None:  # pos_weight: scales positives only
             loss = loss * torch.where(target.bool(), class_weight,
