@@ -70,7 +70,7 @@ def train_and_evaluate(name: str, data_root: str, args) -> dict:
     cfg.experiment_name = name
     cfg.randomness = dict(seed=args.seed)
     cfg.train_cfg.max_iters = args.iters
-    cfg.train_cfg.val_interval = args.iters + 1  # evaluate once, below
+    cfg.train_cfg.val_interval = args.iters  # evaluate once, at the end
     cfg.param_scheduler[1].milestones = [int(args.iters * 0.75)]
     cfg.default_hooks.checkpoint.interval = args.iters
     set_random_seed(args.seed)
@@ -78,7 +78,12 @@ def train_and_evaluate(name: str, data_root: str, args) -> dict:
     start = time.time()
     runner.train()
     minutes = (time.time() - start) / 60
-    metrics = runner.val()
+    # RuntimeInfoHook keeps the last validation's metrics as 'val/<name>'.
+    hub = runner.message_hub
+    metrics = {
+        'coco/' + k: hub.get_scalar('val/coco/' + k).current()
+        for k in METRICS
+    }
     return dict(metrics, minutes=minutes)
 
 

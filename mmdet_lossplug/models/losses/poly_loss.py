@@ -31,8 +31,8 @@ from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .input_checks import (broadcast_weight, check_epsilon, check_labels,
-                           check_logits, check_weight)
+from ...input_checks import (broadcast_weight, check_epsilon, check_labels,
+                             check_logits, check_weight, upcast_low_precision)
 
 # (power, coefficient) pairs of the polynomial added to the base loss.
 PolyTerms = Sequence[Tuple[Union[float, Tensor], float]]
@@ -87,8 +87,7 @@ def sigmoid_focal_poly_loss(pred: Tensor,
     Returns:
         Tensor: Loss of shape ``(N, C)`` in float32 (or float64 inputs).
     """
-    pred = pred.float() if pred.dtype in (torch.half, torch.bfloat16) \
-        else pred
+    pred = upcast_low_precision(pred)
     target = target.to(pred.dtype)
     if activated:
         prob = pred  # F.binary_cross_entropy clamps log(0) to -100
@@ -137,8 +136,7 @@ def softmax_focal_poly_loss(cls_score: Tensor,
     Returns:
         Tensor: Loss of shape ``(N,)`` in float32 (or float64 inputs).
     """
-    cls_score = cls_score.float() if cls_score.dtype in (
-        torch.half, torch.bfloat16) else cls_score
+    cls_score = upcast_low_precision(cls_score)
     valid = torch.ones_like(label, dtype=torch.bool) if ignore_index is None \
         else label != ignore_index
     safe_label = torch.where(valid, label, torch.zeros_like(label))

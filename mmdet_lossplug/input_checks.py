@@ -1,4 +1,5 @@
-"""Checks at the loss boundary, with messages that name the bad value.
+"""Checks at the loss and op boundary, with messages that name the bad
+value.
 
 A wrong shape or an out-of-range label otherwise surfaces as an index error
 deep inside ``gather``/``one_hot`` (or a device-side assert on CUDA), and a
@@ -27,13 +28,17 @@ def check_logits(pred: Tensor, name: str = 'pred') -> None:
     if pred.dim() != 2:
         raise ValueError(
             f'{name} must have shape (N, C), got {tuple(pred.shape)}')
-    if not pred.is_floating_point():
-        raise TypeError(f'{name} must be floating point, got {pred.dtype}')
-    finite = torch.isfinite(pred)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
+    check_finite(pred, name)
+
+
+def check_finite(values: Tensor, name: str) -> None:
+    """A floating tensor without NaN or Inf."""
+    if not values.is_floating_point():
+        raise TypeError(f'{name} must be floating point, got {values.dtype}')
+    bad = int((~torch.isfinite(values)).sum())
+    if bad:
         raise ValueError(f'{name} has {bad} NaN/Inf value(s) among '
-                         f'{pred.numel()}; the loss would be NaN')
+                         f'{values.numel()}; the loss would be NaN')
 
 
 def check_labels(labels: Tensor,
@@ -46,10 +51,17 @@ def check_labels(labels: Tensor,
     if labels.dim() != 1 or labels.size(0) != num_samples:
         raise ValueError(f'{name} must have shape ({num_samples},) to match '
                          f'the scores, got {tuple(labels.shape)}')
+    check_label_range(labels, max_label, ignore_index, name)
+
+
+def check_label_range(labels: Tensor,
+                      max_label: int,
+                      ignore_index: Optional[int] = None,
+                      name: str = 'target') -> None:
+    """Integer labels in ``[0, max_label]`` (any shape), except entries
+    equal to ``ignore_index``."""
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise TypeError(f'{name} labels must be integers, got {labels.dtype}')
-    if labels.numel() == 0:
-        return
     valid = labels if ignore_index is None else labels[labels != ignore_index]
     if valid.numel() == 0:
         return
@@ -81,3 +93,11 @@ def broadcast_weight(weight: Optional[Tensor],
     if loss.dim() == 2 and weight.dim() == 1:
         weight = weight[:, None]
     return weight
+
+
+def upcast_low_precision(values: Tensor) -> Tensor:
+    """fp16/bf16 to fp32, so that losses are computed and accumulated in
+    fp32 (exp(p / lam) reaches e^12.5 for DR loss); fp32/fp64 unchanged."""
+    if values.dtype in (torch.float16, torch.bfloat16):
+        return values.float()
+    return values

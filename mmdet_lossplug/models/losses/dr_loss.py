@@ -1,0 +1,164 @@
+r"""DR loss: distributional ranking of each image's sigmoid scores.
+
+Qian et al., *DR Loss: Improving Object Detection by Distributional
+Ranking*, CVPR 2020. Per image ``i`` (every anchor of every FPN level):
+
+.. math::
+
+    \ell_i = \ell\left(E^-_i - E^+_i + \gamma\right), \qquad
+    \mathcal{L} = \tau \cdot \frac{1}{B} \sum_i \ell_i,
+
+with ``E-``/``E+`` the expectations of the negatives'/positives' scores
+under their KL-regularised re-weightings (:mod:`mmdet_lossplug.ops`) and
+``l`` the logistic ``log(1 + exp(L z)) / L`` (Eq. 8), quadratic (Eq. 7) or
+hinge loss. ``NegOnly`` (Table 3) ranks ``E-`` against every positive.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ...input_checks import upcast_low_precision
+from ...ops import dr_expectation_fn
+
+SMOOTHS = ('logistic', 'quadratic', 'hinge')
+PAIRS = ('dr', 'neg_only')
+POOLS = ('image', 'batch')
+
+
+def ranking_loss(z: Tensor, smooth: str, L: float, rho: float) -> Tensor:
+    """The pair loss ``l(z)`` of DR loss, elementwise."""
+    if smooth == 'logistic':
+        return F.softplus(L * z) / L
+    if smooth == 'quadratic':
+        middle = (z + rho)**2 / (4 * rho)
+        return torch.where(z >= rho, z,
+                           torch.where(z > -rho, middle, torch.zeros_like(z)))
+    return z.clamp(min=0)  # hinge
+
+
+@MODELS.register_module()
+class DRLoss(nn.Module):
+    """Distributional ranking loss over all anchors of each image.
+
+    Args:
+        lam_pos (float): Temperature ``lambda+`` of the positives'
+            distribution, ``1 / ln(h+)``. Defaults to 1.0 (``h+ = e``).
+        lam_neg (float): Temperature ``lambda-`` of the negatives',
+            ``0.1 / ln(h-)``. Defaults to ``0.1 / ln(3.5)``.
+        L (float): Smoothness of the logistic loss. Defaults to 6.0.
+        margin (float): Margin ``gamma`` between the expectations.
+            Defaults to 0.5.
+        loss_weight (float): The paper's ``tau``; the loss is
+            ``loss_weight * mean over images``. Defaults to 4.0.
+        smooth (str): ``logistic``, ``quadratic`` or ``hinge``.
+        rho (float): Width of the quadratic smoothing. Defaults to 0.5.
+        pair (str): ``dr`` (``l(E- - E+ + margin)``) or ``neg_only``
+            (``mean over positives of l(E- - p + margin)``).
+        pool (str): ``image`` (one distribution per image, the paper's) or
+            ``batch`` (one over every image of the batch, as the official
+            code does on each GPU).
+        impl (str): ``auto`` (the compiled op if built, else the
+            reference), ``op`` or ``reference``.
+        use_sigmoid (bool): Must be True; anchor heads read it from the
+            config to size their classifier.
+    """
+
+    def __init__(self,
+                 lam_pos: float = 1.0,
+                 lam_neg: float = 0.1 / math.log(3.5),
+                 L: float = 6.0,
+                 margin: float = 0.5,
+                 loss_weight: float = 4.0,
+                 smooth: str = 'logistic',
+                 rho: float = 0.5,
+                 pair: str = 'dr',
+                 pool: str = 'image',
+                 impl: str = 'auto',
+                 use_sigmoid: bool = True) -> None:
+        super().__init__()
+        for name, value, allowed in (('smooth', smooth, SMOOTHS),
+                                     ('pair', pair, PAIRS),
+                                     ('pool', pool, POOLS)):
+            if value not in allowed:
+                raise ValueError(
+                    f'{name} must be one of {allowed}, got {value!r}')
+        for name, value in (('lam_pos', lam_pos), ('lam_neg', lam_neg),
+                            ('L', L), ('rho', rho)):
+            if not value > 0:
+                raise ValueError(f'{name} must be > 0, got {value}')
+        if not use_sigmoid:
+            raise ValueError('DRLoss ranks sigmoid scores; '
+                             'use_sigmoid=False is not supported')
+        self.expectation = dr_expectation_fn(impl)
+        self.lam_pos = float(lam_pos)
+        self.lam_neg = float(lam_neg)
+        self.L = float(L)
+        self.margin = float(margin)
+        self.loss_weight = loss_weight
+        self.smooth = smooth
+        self.rho = float(rho)
+        self.pair = pair
+        self.pool = pool
+        self.impl = impl
+        self.use_sigmoid = use_sigmoid
+
+    def forward(self,
+                cls_score: Tensor,
+                labels: Tensor,
+                label_weights: Optional[Tensor] = None) -> Tensor:
+        """
+        Args:
+            cls_score (Tensor): ``(B, A, C)`` logits of all levels of each
+                image, concatenated.
+            labels (Tensor): ``(B, A)`` in ``[0, C]``, ``C`` = background.
+            label_weights (Tensor, optional): ``(B, A)``; ``0`` ignores an
+                anchor.
+
+        Returns:
+            Tensor: Scalar ``loss_weight * mean_i loss_i`` (float32).
+        """
+        if self.pool == 'batch' and cls_score.dim() == 3:
+            cls_score = cls_score.reshape(1, -1, cls_score.size(-1))
+            labels = labels.reshape(1, -1)
+            if label_weights is not None:
+                label_weights = label_weights.reshape(1, -1)
+        e_neg, e_pos = self.expectation(cls_score, labels, label_weights,
+                                        self.lam_pos, self.lam_neg)
+        if self.pair == 'dr':
+            per_image = self._pair_loss(e_neg - e_pos + self.margin)
+        else:
+            per_image = self._neg_only(cls_score, labels, label_weights,
+                                       e_neg)
+        if per_image.numel() == 0:
+            return cls_score.sum() * 0
+        return self.loss_weight * per_image.mean()
+
+    def _pair_loss(self, z: Tensor) -> Tensor:
+        return ranking_loss(z, self.smooth, self.L, self.rho)
+
+    def _neg_only(self, cls_score: Tensor, labels: Tensor,
+                  label_weights: Optional[Tensor], e_neg: Tensor) -> Tensor:
+        """``mean_{j in P_i} l(E-_i - p_j + margin)``; an image without
+        positives ranks ``E-`` against ``p = 1`` (``E+ = 1`` of DR)."""
+        num_classes = cls_score.size(-1)
+        # An anchor has at most one positive class: its label's score.
+        score = upcast_low_precision(cls_score).gather(
+            -1, labels.clamp(max=num_classes - 1)[..., None]).squeeze(-1)
+        pos = labels < num_classes
+        if label_weights is not None:
+            pos = pos & (label_weights > 0)
+        pair = self._pair_loss(e_neg[:, None] - score.sigmoid() + self.margin)
+        num_pos = pos.sum(dim=1)
+        mean_pos = (pair * pos).sum(dim=1) / num_pos.clamp(min=1)
+        no_pos = self._pair_loss(e_neg - 1 + self.margin)
+        return torch.where(num_pos > 0, mean_pos, no_pos)
+
+    def extra_repr(self) -> str:
+        return (f'lam_pos={self.lam_pos:.4g}, lam_neg={self.lam_neg:.4g}, '
+                f'L={self.L}, margin={self.margin}, smooth={self.smooth}, '
+                f'pair={self.pair}, pool={self.pool}, impl={self.impl}')

@@ -1,0 +1,68 @@
+r"""Pure-PyTorch reference of DR loss's per-image expectations.
+
+For image ``i`` over all anchors ``a`` of all FPN levels and classes ``k``
+(``p = sigmoid(logits)``), with positives
+``P_i = {(a, k): label_a = k < C, w_a > 0}`` and negatives
+``N_i = {(a, k): label_a != k, w_a > 0}``:
+
+.. math::
+
+    E^-_i = \sum_{j \in N_i} \mathrm{softmax}_{N_i}(p / \lambda_-)_j\, p_j,
+    \qquad
+    E^+_i = \sum_{j \in P_i} \mathrm{softmax}_{P_i}(-p / \lambda_+)_j\, p_j,
+
+``E+ = 1`` for an image without positives and ``E- = 0`` for one without
+negatives (every anchor ignored). This is the test oracle of the compiled
+op and the fallback where it is not built; autograd gives its gradient.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..input_checks import upcast_low_precision
+
+
+def _masked_softmax_expectation(scores: Tensor, prob: Tensor, mask: Tensor,
+                                empty_value: float) -> Tensor:
+    """Per image (dim 0), ``sum softmax(scores)[mask] * prob[mask]`` over
+    every other dim; ``empty_value`` where the mask selects nothing."""
+    dims = tuple(range(1, scores.dim()))
+    masked = scores.masked_fill(~mask, float('-inf'))
+    # Shift by the max for exp() to stay finite; an image with an empty set
+    # has max -inf and is shifted by 0 instead.
+    shift = masked.amax(dim=dims, keepdim=True).detach()
+    shift = shift.masked_fill(~torch.isfinite(shift), 0.0)
+    weight = (masked - shift).exp()  # exactly 0 outside the mask
+    total = weight.sum(dim=dims)
+    expectation = (weight * prob).sum(dim=dims) / total.clamp(min=1e-30)
+    return torch.where(total > 0, expectation,
+                       torch.full_like(expectation, empty_value))
+
+
+def dr_expectation_reference(
+        logits: Tensor, labels: Tensor, label_weights: Optional[Tensor],
+        lam_pos: float, lam_neg: float) -> Tuple[Tensor, Tensor]:
+    """``(E-, E+)`` of each image, both ``(B,)``, float32 (float64 for
+    float64 logits).
+
+    Args:
+        logits (Tensor): ``(B, A, C)`` classification logits of every anchor
+            of every level of each image.
+        labels (Tensor): ``(B, A)`` in ``[0, C]``, ``C`` = background.
+        label_weights (Tensor, optional): ``(B, A)``; anchors with weight
+            ``<= 0`` are ignored.
+        lam_pos (float): Temperature of the positives' distribution.
+        lam_neg (float): Temperature of the negatives' distribution.
+    """
+    num_classes = logits.size(-1)
+    prob = upcast_low_precision(logits).sigmoid()
+    valid = torch.ones_like(labels, dtype=torch.bool) \
+        if label_weights is None else label_weights > 0
+    classes = torch.arange(num_classes, device=logits.device)
+    is_label = labels[..., None] == classes  # bool (B, A, C)
+    pos = is_label & valid[..., None]
+    neg = ~is_label & valid[..., None]
+    e_neg = _masked_softmax_expectation(prob / lam_neg, prob, neg, 0.0)
+    e_pos = _masked_softmax_expectation(-prob / lam_pos, prob, pos, 1.0)
+    return e_neg, e_pos
