@@ -17,8 +17,8 @@ def expectations(logits, labels, weights, lam_pos, lam_neg):
     e_neg, e_pos = [], []
     for img_logits, img_labels, img_weights in zip(logits, labels, weights):
         pos, neg = [], []
-        for a, (row, label, w) in enumerate(
-                zip(img_logits, img_labels, img_weights)):
+        for a, (row, label,
+                w) in enumerate(zip(img_logits, img_labels, img_weights)):
             if w <= 0:
                 continue
             for k, x in enumerate(row):
@@ -39,8 +39,18 @@ def pair_loss(z, smooth, L, rho):
     return max(z, 0.0)
 
 
-def dr_loss(logits, labels, weights, lam_pos, lam_neg, L, margin, tau,
-            smooth='logistic', rho=0.5, pair='dr', pool='image'):
+def dr_loss(logits,
+            labels,
+            weights,
+            lam_pos,
+            lam_neg,
+            L,
+            margin,
+            tau,
+            smooth='logistic',
+            rho=0.5,
+            pair='dr',
+            pool='image'):
     """tau * mean over images (or over the one pooled batch) of l_i."""
     logits, labels, weights = (t.tolist() for t in (logits, labels, weights))
     if pool == 'batch':
@@ -60,6 +70,7 @@ def dr_loss(logits, labels, weights, lam_pos, lam_neg, L, margin, tau,
             if w > 0 and lab < num_classes
         ] or [1.0]
         losses.append(
-            sum(pair_loss(en - p + margin, smooth, L, rho)
+            sum(
+                pair_loss(en - p + margin, smooth, L, rho)
                 for p in pos_scores) / len(pos_scores))
     return tau * sum(losses) / len(losses)

@@ -40,9 +40,9 @@ def _masked_softmax_expectation(scores: Tensor, prob: Tensor, mask: Tensor,
                        torch.full_like(expectation, empty_value))
 
 
-def dr_expectation_reference(
-        logits: Tensor, labels: Tensor, label_weights: Optional[Tensor],
-        lam_pos: float, lam_neg: float) -> Tuple[Tensor, Tensor]:
+def dr_expectation_reference(logits: Tensor, labels: Tensor,
+                             label_weights: Optional[Tensor], lam_pos: float,
+                             lam_neg: float) -> Tuple[Tensor, Tensor]:
     """``(E-, E+)`` of each image, both ``(B,)``, float32 (float64 for
     float64 logits).
 

@@ -13,8 +13,7 @@ LAM_POS, LAM_NEG = 1.0, 0.1 / math.log(3.5)
 
 def make_inputs(batch=3, anchors=57, classes=4, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(batch, anchors, classes, generator=g,
-                         dtype=dtype) * 3
+    logits = torch.randn(batch, anchors, classes, generator=g, dtype=dtype) * 3
     labels = torch.randint(0, classes + 1, (batch, anchors), generator=g)
     labels[labels < classes] = torch.where(
         torch.rand(labels.shape, generator=g) < 0.5, classes,
@@ -32,8 +31,10 @@ def test_reference_matches_oracle(seed):
                                             LAM_NEG)
     want_neg, want_pos = expectations(logits, labels, weights, LAM_POS,
                                       LAM_NEG)
-    torch.testing.assert_close(e_neg.double(), torch.tensor(want_neg, dtype=torch.float64))
-    torch.testing.assert_close(e_pos.double(), torch.tensor(want_pos, dtype=torch.float64))
+    torch.testing.assert_close(e_neg.double(),
+                               torch.tensor(want_neg, dtype=torch.float64))
+    torch.testing.assert_close(e_pos.double(),
+                               torch.tensor(want_pos, dtype=torch.float64))
     assert e_pos[1] == 1.0 and e_pos[2] == 1.0 and e_neg[2] == 0.0
 
 
@@ -80,8 +81,8 @@ def test_reference_gradcheck(seed):
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_low_precision_logits_accumulate_in_fp32(dtype):
-    logits, labels, weights = make_inputs(anchors=5000, classes=8,
-                                          dtype=torch.float32)
+    logits, labels, weights = make_inputs(
+        anchors=5000, classes=8, dtype=torch.float32)
     logits = (logits * 4).to(dtype)  # exponents up to 1/lam_neg ~ 12.5
     e_neg, e_pos = dr_expectation(logits, labels, weights, LAM_POS, LAM_NEG)
     assert e_neg.dtype == torch.float32

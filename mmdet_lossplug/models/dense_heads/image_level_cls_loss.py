@@ -34,8 +34,8 @@ class _LevelInputs(nn.Module):
         rows are image-major (``permute(0, 2, 3, 1).reshape(-1, C)``)."""
         scores, labels, weights = zip(*self.levels)
         num_classes = scores[0].size(-1)
-        return (torch.cat([s.reshape(batch, -1, num_classes)
-                           for s in scores], dim=1),
+        return (torch.cat([s.reshape(batch, -1, num_classes) for s in scores],
+                          dim=1),
                 torch.cat([t.reshape(batch, -1) for t in labels], dim=1),
                 torch.cat([w.reshape(batch, -1) for w in weights], dim=1))
 

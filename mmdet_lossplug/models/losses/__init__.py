@@ -4,7 +4,7 @@ from .poly_loss import (Poly1CrossEntropyLoss, Poly1StarFocalLoss,
                         sigmoid_focal_poly_loss, softmax_focal_poly_loss)
 
 __all__ = [
-    'DRLoss', 'ranking_loss',
-    'Poly1CrossEntropyLoss', 'PolyNCrossEntropyLoss', 'PolyFocalLoss',
-    'Poly1StarFocalLoss', 'sigmoid_focal_poly_loss', 'softmax_focal_poly_loss'
+    'DRLoss', 'ranking_loss', 'Poly1CrossEntropyLoss', 'PolyNCrossEntropyLoss',
+    'PolyFocalLoss', 'Poly1StarFocalLoss', 'sigmoid_focal_poly_loss',
+    'softmax_focal_poly_loss'
 ]

@@ -82,8 +82,8 @@ class DRLoss(nn.Module):
                  use_sigmoid: bool = True) -> None:
         super().__init__()
         for name, value, allowed in (('smooth', smooth, SMOOTHS),
-                                     ('pair', pair, PAIRS),
-                                     ('pool', pool, POOLS)):
+                                     ('pair', pair, PAIRS), ('pool', pool,
+                                                             POOLS)):
             if value not in allowed:
                 raise ValueError(
                     f'{name} must be one of {allowed}, got {value!r}')
@@ -132,8 +132,7 @@ class DRLoss(nn.Module):
         if self.pair == 'dr':
             per_image = self._pair_loss(e_neg - e_pos + self.margin)
         else:
-            per_image = self._neg_only(cls_score, labels, label_weights,
-                                       e_neg)
+            per_image = self._neg_only(cls_score, labels, label_weights, e_neg)
         if per_image.numel() == 0:
             return cls_score.sum() * 0
         return self.loss_weight * per_image.mean()
@@ -148,7 +147,8 @@ class DRLoss(nn.Module):
         num_classes = cls_score.size(-1)
         # An anchor has at most one positive class: its label's score.
         score = upcast_low_precision(cls_score).gather(
-            -1, labels.clamp(max=num_classes - 1)[..., None]).squeeze(-1)
+            -1,
+            labels.clamp(max=num_classes - 1)[..., None]).squeeze(-1)
         pos = labels < num_classes
         if label_weights is not None:
             pos = pos & (label_weights > 0)

@@ -1,0 +1,107 @@
+"""DRLoss against the brute-force oracle for every option, its fixed point
+at zero logits, degenerate images, precision and bad input."""
+import math
+
+import pytest
+import torch
+
+from mmdet_lossplug.models.losses import DRLoss
+from ..dr_oracle import dr_loss as oracle_dr_loss
+from ..test_ops.test_dr_expectation_reference import make_inputs
+
+DEFAULTS = dict(
+    lam_pos=1.0, lam_neg=0.1 / math.log(3.5), L=6.0, margin=0.5, tau=4.0)
+
+
+@pytest.mark.parametrize('smooth,rho', [('logistic', 0.5), ('quadratic', 0.2),
+                                        ('quadratic', 0.5), ('hinge', 0.5)])
+@pytest.mark.parametrize('pair', ['dr', 'neg_only'])
+@pytest.mark.parametrize('pool', ['image', 'batch'])
+def test_dr_loss_matches_oracle(smooth, rho, pair, pool):
+    logits, labels, weights = make_inputs(seed=4)
+    labels[1] = logits.size(-1)  # no positives in image 1
+    loss = DRLoss(smooth=smooth, rho=rho, pair=pair, pool=pool)
+    x = logits.clone().requires_grad_()
+    out = loss(x, labels, weights)
+    want = oracle_dr_loss(
+        logits,
+        labels,
+        weights,
+        smooth=smooth,
+        rho=rho,
+        pair=pair,
+        pool=pool,
+        **DEFAULTS)
+    torch.testing.assert_close(out, torch.tensor(want, dtype=out.dtype))
+    out.backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize('L', [4.0, 6.0, 8.0, 10.0])
+def test_dr_loss_smoothness_and_temperatures(L):
+    logits, labels, weights = make_inputs(seed=5)
+    params = dict(
+        DEFAULTS, L=L, lam_pos=1 / math.log(5.5), lam_neg=0.1 / math.log(20))
+    loss = DRLoss(L=L, lam_pos=params['lam_pos'], lam_neg=params['lam_neg'])
+    want = oracle_dr_loss(logits, labels, weights, **params)
+    torch.testing.assert_close(
+        loss(logits, labels, weights), torch.tensor(want, dtype=torch.float64))
+
+
+def test_batch_pooling_differs_from_image_pooling():
+    logits, labels, weights = make_inputs(seed=6)
+    image = DRLoss(pool='image')(logits, labels, weights)
+    batch = DRLoss(pool='batch')(logits, labels, weights)
+    assert not torch.allclose(image, batch)
+
+
+@pytest.mark.parametrize('num_classes', [1, 80])
+def test_zero_logits_give_the_initial_loss(num_classes):
+    """p = 0.5 everywhere: E- = E+ = 0.5, z = margin = 0.5, and the loss is
+    tau * ln(1 + e^(L/2)) / L = 4 ln(1 + e^3) / 6 = 2.03 whatever the
+    labels, as long as each image has a positive and a negative."""
+    labels = torch.randint(0, num_classes + 1, (4, 300))
+    labels[:, :2] = torch.tensor([0, num_classes])  # a positive, a negative
+    logits = torch.zeros(4, 300, num_classes)
+    out = DRLoss()(logits, labels)
+    torch.testing.assert_close(out,
+                               torch.tensor(4 * math.log1p(math.exp(3)) / 6))
+    assert abs(out.item() - 2.03) < 5e-3
+
+
+def test_degenerate_images_are_finite():
+    logits = torch.randn(3, 20, 5, requires_grad=True)
+    labels = torch.full((3, 20), 5)  # no positives anywhere
+    weights = torch.ones(3, 20)
+    weights[1] = 0  # image 1: every anchor ignored
+    out = DRLoss()(logits, labels, weights)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(logits.grad).all()
+    assert (logits.grad[1] == 0).all()
+    empty = torch.zeros(0, 20, 5, requires_grad=True)
+    out = DRLoss()(empty, torch.zeros(0, 20, dtype=torch.long))
+    assert out.item() == 0.0
+    out.backward()
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_low_precision_logits(dtype):
+    logits, labels, weights = make_inputs(
+        anchors=3000, classes=80, dtype=torch.float32)
+    low = logits.to(dtype)
+    out = DRLoss()(low, labels, weights)
+    assert out.dtype == torch.float32 and torch.isfinite(out)
+    torch.testing.assert_close(out, DRLoss()(low.float(), labels, weights))
+
+
+def test_bad_arguments_and_inputs():
+    for kwargs in (dict(smooth='cubic'), dict(pair='all'), dict(pool='gpu'),
+                   dict(lam_neg=0), dict(L=-1), dict(impl='cuda')):
+        with pytest.raises(ValueError):
+            DRLoss(**kwargs)
+    with pytest.raises(ValueError, match='use_sigmoid'):
+        DRLoss(use_sigmoid=False)
+    logits, labels, weights = make_inputs(dtype=torch.float32)
+    logits[0, 0, 0] = float('nan')
+    with pytest.raises(ValueError, match='NaN/Inf'):
+        DRLoss()(logits, labels, weights)
