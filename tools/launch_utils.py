@@ -5,6 +5,7 @@ import os
 import os.path as osp
 
 import torch
+import torch.distributed as dist
 from mmdet.utils import register_all_modules
 
 import mmdet_lossplug  # noqa: F401  (registers our modules)
@@ -29,9 +30,13 @@ def prepare_launch(cfg, args) -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.launcher != 'none' and not torch.cuda.is_available():
-        # Processes without GPUs: NCCL cannot run, and DDP must not get
-        # device_ids (see mmdet_lossplug/engine/cpu_ddp.py).
+        # Processes without GPUs: NCCL cannot run, mmengine 0.10.7's
+        # init_dist calls torch.cuda.set_device (absent from CPU builds),
+        # and DDP must not get device_ids (mmdet_lossplug/engine/cpu_ddp.py).
+        # The runner skips init_dist for a process group that exists.
         cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
+        if args.launcher == 'pytorch' and not dist.is_initialized():
+            dist.init_process_group(backend='gloo')
         cfg.model_wrapper_cfg = dict(
             cfg.get('model_wrapper_cfg', None) or {},
             type='DeviceAwareDistributedDataParallel')

@@ -6,8 +6,11 @@ DDP rejects ``device_ids`` for a module on the CPU. Selecting this wrapper
 with ``model_wrapper_cfg = dict(type='DeviceAwareDistributedDataParallel')``
 drops them for CPU modules and changes nothing on GPUs.
 """
-from mmdet.registry import MODEL_WRAPPERS
 from mmengine.model import MMDistributedDataParallel
+# The runner looks wrappers up in mmengine's root registry (without the
+# default scope), so the wrapper is registered there; mmdet's child registry
+# finds it through its parent.
+from mmengine.registry import MODEL_WRAPPERS
 
 
 @MODEL_WRAPPERS.register_module()

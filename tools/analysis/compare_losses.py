@@ -6,7 +6,7 @@ comparison on a CPU (minutes), not a reproduction: the paper configs are in
 ``configs/polyloss``.
 
     python tools/analysis/compare_losses.py [--work-dir DIR] [--iters 600]
-        [--losses focal polyfocal poly1star] [--seed 0]
+        [--losses focal polyfocal poly1star dr] [--seed 0]
 """
 import argparse
 import os
@@ -27,24 +27,38 @@ import mmdet_lossplug  # noqa: E402,F401
 CONFIG = osp.join(ROOT, 'configs', 'shapes',
                   'retinanet_r18-tiny_fpn_shapes.py')
 
-# The classification loss of each row; every other setting is the config's.
-LOSSES = {
+# What each row changes in the config's model; everything else is shared.
+ROWS = {
     'focal':
-    dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25),
+    dict(
+        bbox_head=dict(
+            loss_cls=dict(
+                type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25))),
     'polyfocal':
     dict(
-        type='PolyFocalLoss',
-        use_sigmoid=True,
-        gamma=2.0,
-        alpha=0.25,
-        epsilon=-1.0),
+        bbox_head=dict(
+            loss_cls=dict(
+                type='PolyFocalLoss',
+                use_sigmoid=True,
+                gamma=2.0,
+                alpha=0.25,
+                epsilon=-1.0))),
     'poly1star':
     dict(
-        type='Poly1StarFocalLoss',
-        use_sigmoid=True,
-        gamma=2.0,
-        alpha=0.25,
-        epsilon=-0.4),
+        bbox_head=dict(
+            loss_cls=dict(
+                type='Poly1StarFocalLoss',
+                use_sigmoid=True,
+                gamma=2.0,
+                alpha=0.25,
+                epsilon=-0.4))),
+    # As configs/dr_loss: the head pools all levels per image, prior 0.5,
+    # and the official test threshold.
+    'dr':
+    dict(
+        bbox_head=dict(
+            type='DRRetinaHead', loss_cls=dict(_delete_=True, type='DRLoss')),
+        test_cfg=dict(score_thr=0.2)),
 }
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')
 
@@ -54,7 +68,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/compare_losses')
     parser.add_argument('--iters', type=int, default=600)
     parser.add_argument(
-        '--losses', nargs='+', choices=list(LOSSES), default=list(LOSSES))
+        '--losses', nargs='+', choices=list(ROWS), default=list(ROWS))
     parser.add_argument('--num-train', type=int, default=256)
     parser.add_argument('--num-val', type=int, default=64)
     parser.add_argument('--seed', type=int, default=0)
@@ -65,7 +79,7 @@ def train_and_evaluate(name: str, data_root: str, args) -> dict:
     """Train one row and return its COCO metrics."""
     os.environ['SHAPES_ROOT'] = data_root
     cfg = Config.fromfile(CONFIG)
-    cfg.model.bbox_head.loss_cls = LOSSES[name]
+    cfg.merge_from_dict(dict(model=ROWS[name]))
     cfg.work_dir = osp.join(args.work_dir, name)
     cfg.experiment_name = name
     cfg.randomness = dict(seed=args.seed)
@@ -109,7 +123,7 @@ def main(argv=None):
             formats=('coco', ))
     results = {}
     for name in args.losses:
-        print(f'=== training with {name}: {LOSSES[name]}', flush=True)
+        print(f'=== training with {name}: {ROWS[name]}', flush=True)
         results[name] = train_and_evaluate(name, data_root, args)
     table = format_table(results)
     print(f'\nCOCO bbox AP on {args.num_val} generated val images '
