@@ -15,7 +15,8 @@ install: $(STAMP)
 
 # torch first, then mmcv compiled against it (about 10 minutes on 2 cores;
 # pip's wheel cache makes it once per machine), then us and the rest.
-$(STAMP): setup.cfg setup.py requirements/build.txt requirements/mmcv.txt
+$(STAMP): setup.cfg setup.py requirements/build.txt requirements/mmcv.txt \
+        $(wildcard mmdet_lossplug/csrc/*.* mmdet_lossplug/csrc/*/*.*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements/build.txt
