@@ -74,8 +74,9 @@ class _DRExpectationFunction(Function):
                  grad_e_pos: Optional[Tensor]):
         logits, labels, label_weights, stats = ctx.saved_tensors
         grads = [
-            torch.zeros_like(stats[:, 0]) if g is None else
-            g.to(stats.dtype).contiguous() for g in (grad_e_neg, grad_e_pos)
+            torch.zeros_like(stats[:, 0])
+            if g is None else g.to(stats.dtype).contiguous()
+            for g in (grad_e_neg, grad_e_pos)
         ]
         grad_logits = _ext.dr_expectation_backward(logits, labels,
                                                    label_weights, stats,
@@ -148,5 +149,4 @@ def dr_expectation_fn(impl: str):
                 f'compiled extension ({EXT_IMPORT_ERROR}); use '
                 'impl="reference" or reinstall')
         return dr_expectation_op
-    raise ValueError(
-        f"impl must be 'auto', 'op' or 'reference', got {impl!r}")
+    raise ValueError(f"impl must be 'auto', 'op' or 'reference', got {impl!r}")

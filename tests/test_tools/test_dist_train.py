@@ -19,14 +19,13 @@ def _free_port() -> int:
 
 def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
     config = tmp_path / 'dr_shapes.py'
-    config.write_text(
-        f"_base_ = '{SHAPES_CONFIG}'\n"
-        "custom_imports = dict(imports=['mmdet_lossplug',\n"
-        "    'tests.test_tools.rank_weights_hook'],\n"
-        '    allow_failed_imports=False)\n'
-        "custom_hooks = [dict(type='SaveRankWeightsHook')]\n"
-        "model = dict(bbox_head=dict(type='DRRetinaHead',\n"
-        "    loss_cls=dict(_delete_=True, type='DRLoss')))\n")
+    config.write_text(f"_base_ = '{SHAPES_CONFIG}'\n"
+                      "custom_imports = dict(imports=['mmdet_lossplug',\n"
+                      "    'tests.test_tools.rank_weights_hook'],\n"
+                      '    allow_failed_imports=False)\n'
+                      "custom_hooks = [dict(type='SaveRankWeightsHook')]\n"
+                      "model = dict(bbox_head=dict(type='DRRetinaHead',\n"
+                      "    loss_cls=dict(_delete_=True, type='DRLoss')))\n")
     work_dir = tmp_path / 'work'
     env = dict(
         os.environ,

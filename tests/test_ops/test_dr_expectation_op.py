@@ -1,0 +1,192 @@
+"""The compiled op against the pure-PyTorch reference, forward and backward,
+over devices, dtypes, shapes and contiguity; gradcheck; determinism; the
+CUDA kernel file compiles with plain nvcc."""
+import importlib
+import math
+import os.path as osp
+import shutil
+import subprocess
+import warnings
+
+import pytest
+import torch
+
+from mmdet_lossplug.models.losses import DRLoss
+from mmdet_lossplug.ops import (HAS_EXT, dr_expectation, dr_expectation_op,
+                                dr_expectation_reference)
+from ..conftest import ROOT
+
+# The module, not the function of the same name that ops/__init__ exports.
+dr_module = importlib.import_module('mmdet_lossplug.ops.dr_expectation')
+
+pytestmark = pytest.mark.skipif(
+    not HAS_EXT, reason='mmdet_lossplug._ext is not built')
+LAM_POS, LAM_NEG = 1.0, 0.1 / math.log(3.5)
+DEVICES = [
+    'cpu',
+    pytest.param(
+        'cuda',
+        marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason='needs a GPU'))
+]
+# Tolerances on (E-, E+) and on the gradient, per logits dtype: both sides
+# accumulate in fp32 (fp64); a fp16/bf16 gradient is rounded once.
+TOL = {
+    torch.float32: dict(rtol=1e-5, atol=1e-6),
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float16: dict(rtol=1e-3, atol=1e-5),
+    torch.bfloat16: dict(rtol=1e-2, atol=1e-4),
+}
+
+
+def make_case(batch, anchors, classes, dtype, device, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(batch, anchors, classes, generator=g) * scale)
+    labels = torch.randint(0, classes + 1, (batch, anchors), generator=g)
+    background = torch.rand(batch, anchors, generator=g) < 0.7
+    labels[background] = classes
+    weights = (torch.rand(batch, anchors, generator=g) > 0.1).float()
+    return (logits.to(device, dtype), labels.to(device), weights.to(device))
+
+
+def compare(logits, labels, weights, lam_pos=LAM_POS, lam_neg=LAM_NEG):
+    """Op vs reference: (E-, E+) and d(2 E- + 3 E+)/d logits."""
+    x_op = logits.detach().clone().requires_grad_()
+    x_ref = logits.detach().clone().requires_grad_()
+    op = dr_expectation_op(x_op, labels, weights, lam_pos, lam_neg)
+    ref = dr_expectation_reference(x_ref, labels, weights, lam_pos, lam_neg)
+    tol = TOL[logits.dtype]
+    for a, b in zip(op, ref):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, **tol)
+    (2 * op[0] + 3 * op[1]).sum().backward()
+    (2 * ref[0] + 3 * ref[1]).sum().backward()
+    assert x_op.grad.dtype == logits.dtype
+    torch.testing.assert_close(x_op.grad, x_ref.grad, **tol)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', list(TOL))
+@pytest.mark.parametrize('shape', [(1, 1, 1), (2, 1237, 7), (3, 130, 80),
+                                   (1, 20000, 1)])
+def test_op_matches_reference(device, dtype, shape):
+    compare(*make_case(*shape, dtype, device))
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_op_degenerate_images(device):
+    logits, labels, weights = make_case(4, 300, 5, torch.float32, device)
+    labels[0] = 5  # no positives
+    weights[1] = 0  # every anchor ignored
+    labels[2] = 0  # every anchor positive for class 0
+    compare(logits, labels, weights)
+    e_neg, e_pos = dr_expectation_op(logits, labels, weights, 1.0, 0.1)
+    assert e_pos[0] == 1 and e_pos[1] == 1 and e_neg[1] == 0
+    compare(logits, labels, None)  # label_weights omitted
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+def test_op_extreme_logits(device, dtype):
+    logits, labels, weights = make_case(2, 500, 10, torch.float32, device)
+    compare((logits.sign() * 50).to(dtype), labels, weights)
+    compare(logits.to(dtype), labels, weights, lam_pos=0.05, lam_neg=0.01)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_op_non_contiguous_inputs(device):
+    logits, labels, weights = make_case(2, 400, 12, torch.float32, device)
+    compare(
+        logits.transpose(0, 1).contiguous().transpose(0, 1),
+        labels.t().contiguous().t(), weights[:, ::1])
+    compare(logits[:, ::2, 1:], labels[:, ::2].clamp(max=11), weights[:, ::2])
+
+
+def test_op_accumulates_as_accurately_as_the_reference():
+    """Chunked, leaf-then-tree summation: no worse than torch's pairwise
+    fp32 sums against float64, on a RetinaNet-sized image."""
+    logits, labels, weights = make_case(1, 60000, 80, torch.float32, 'cpu')
+    exact = dr_expectation_reference(logits.double(), labels, weights, LAM_POS,
+                                     LAM_NEG)
+    op = dr_expectation_op(logits, labels, weights, LAM_POS, LAM_NEG)
+    ref = dr_expectation_reference(logits, labels, weights, LAM_POS, LAM_NEG)
+    for o, r, e in zip(op, ref, exact):
+        assert (o.double() - e).abs().max() <= max(
+            4 * (r.double() - e).abs().max(), 1e-7)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_op_gradcheck(seed):
+    logits, labels, weights = make_case(2, 9, 3, torch.float64, 'cpu', seed)
+    logits.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x: dr_expectation_op(x, labels, weights, 0.7, 0.2), (logits, ))
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_op_is_deterministic(device):
+    logits, labels, weights = make_case(2, 30000, 20, torch.float32, device)
+    runs = []
+    for _ in range(2):
+        x = logits.clone().requires_grad_()
+        e_neg, e_pos = dr_expectation_op(x, labels, weights, LAM_POS, LAM_NEG)
+        (e_neg - e_pos).sum().backward()
+        runs.append((e_neg, e_pos, x.grad))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('pool', ['image', 'batch'])
+@pytest.mark.parametrize('pair', ['dr', 'neg_only'])
+def test_dr_loss_through_op_equals_reference(pool, pair):
+    logits, labels, weights = make_case(2, 2000, 20, torch.float32, 'cpu')
+    grads = []
+    values = []
+    for impl in ('op', 'reference'):
+        x = logits.clone().requires_grad_()
+        loss = DRLoss(impl=impl, pool=pool, pair=pair)(x, labels, weights)
+        loss.backward()
+        values.append(loss)
+        grads.append(x.grad)
+    torch.testing.assert_close(values[0], values[1])
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-8)
+
+
+def test_auto_uses_op_and_falls_back_with_one_warning(monkeypatch):
+    assert DRLoss().expectation is dr_expectation
+    logits, labels, weights = make_case(1, 50, 3, torch.float32, 'cpu')
+    e_neg, _ = dr_expectation(logits.requires_grad_(), labels, weights, 1.,
+                              0.1)
+    assert 'DRExpectationFunction' in type(e_neg.grad_fn).__name__
+    monkeypatch.setattr(dr_module, 'HAS_EXT', False)
+    monkeypatch.setattr(dr_module, '_warned_fallback', set())
+    with pytest.warns(UserWarning, match='pure-PyTorch reference'):
+        e_neg, _ = dr_expectation(logits, labels, weights, 1., 0.1)
+    assert 'DRExpectationFunction' not in type(e_neg.grad_fn).__name__
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        dr_expectation(logits, labels, weights, 1., 0.1)  # warned once
+    with pytest.raises(RuntimeError, match='not built'):
+        dr_expectation_op(logits, labels, weights, 1., 0.1)
+
+
+def test_op_checks_inputs():
+    logits, labels, weights = make_case(1, 50, 3, torch.float32, 'cpu')
+    logits[0, 3, 1] = float('inf')
+    with pytest.raises(ValueError, match='NaN/Inf'):
+        dr_expectation_op(logits, labels, weights, 1., 0.1)
+
+
+@pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc')
+@pytest.mark.parametrize('arch', ['sm_75', 'sm_80', 'sm_90'])
+def test_cuda_kernel_compiles_with_plain_nvcc(arch, tmp_path):
+    source = osp.join(ROOT, 'mmdet_lossplug', 'csrc', 'cuda',
+                      'dr_expectation_cuda.cu')
+    proc = subprocess.run([
+        'nvcc', '-c', '-std=c++17', f'-arch={arch}', source, '-o',
+        str(tmp_path / 'dr.o')
+    ],
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / 'dr.o').stat().st_size > 0
