@@ -35,6 +35,10 @@ def check_finite(values: Tensor, name: str) -> None:
     """A floating tensor without NaN or Inf."""
     if not values.is_floating_point():
         raise TypeError(f'{name} must be floating point, got {values.dtype}')
+    # One fast reduction first; the exact count only when its sum is not
+    # finite (a NaN/Inf, or finite values whose sum overflows).
+    if values.numel() == 0 or bool(torch.isfinite(values.sum())):
+        return
     bad = int((~torch.isfinite(values)).sum())
     if bad:
         raise ValueError(f'{name} has {bad} NaN/Inf value(s) among '
