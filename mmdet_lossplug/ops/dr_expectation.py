@@ -84,8 +84,15 @@ class _DRExpectationFunction(Function):
         return grad_logits, None, None, None, None
 
 
-def _op_supports(logits: Tensor) -> bool:
-    return HAS_EXT and (not logits.is_cuda or _ext.has_cuda())
+# The op shifts each softmax by the bound of its scores (p / lam with p in
+# (0, 1)); its weights stay normal float32 numbers for 1 / lam <= 80
+# (kMaxInvLambda in csrc/dr_expectation_math.h).
+MIN_OP_LAMBDA = 1 / 80
+
+
+def _op_supports(logits: Tensor, lam_pos: float, lam_neg: float) -> bool:
+    return (HAS_EXT and (not logits.is_cuda or _ext.has_cuda())
+            and min(lam_pos, lam_neg) >= MIN_OP_LAMBDA)
 
 
 def dr_expectation_op(logits: Tensor, labels: Tensor,
@@ -93,7 +100,11 @@ def dr_expectation_op(logits: Tensor, labels: Tensor,
                       lam_neg: float) -> Tuple[Tensor, Tensor]:
     """The compiled op; an error where it is not built for the device."""
     check_dr_inputs(logits, labels, label_weights, lam_pos, lam_neg)
-    if not _op_supports(logits):
+    if min(lam_pos, lam_neg) < MIN_OP_LAMBDA:
+        raise ValueError(
+            f'the compiled op needs lam_pos, lam_neg >= 1/80, got {lam_pos}, '
+            f'{lam_neg}; use impl="reference" (or "auto")')
+    if not _op_supports(logits, lam_pos, lam_neg):
         raise RuntimeError(
             'mmdet_lossplug\'s compiled op is not built for '
             f'{logits.device.type} ({EXT_IMPORT_ERROR or "no CUDA kernel"}); '
@@ -118,18 +129,20 @@ def dr_expectation(logits: Tensor, labels: Tensor,
                    label_weights: Optional[Tensor], lam_pos: float,
                    lam_neg: float) -> Tuple[Tensor, Tensor]:
     """``(E-, E+)`` per image, ``(B,)`` each, float32 (float64 for float64
-    logits): the compiled op where built, else the reference (one warning
-    per device type). See
+    logits): the compiled op where built (and ``lam >= 1/80``), else the
+    reference (one warning per device type). See
     :func:`~mmdet_lossplug.ops.reference.dr_expectation_reference`."""
-    if _op_supports(logits):
+    if _op_supports(logits, lam_pos, lam_neg):
         return dr_expectation_op(logits, labels, label_weights, lam_pos,
                                  lam_neg)
     if logits.device.type not in _warned_fallback:
         _warned_fallback.add(logits.device.type)
-        warnings.warn(
-            'mmdet_lossplug: compiled DR op not available for '
-            f'{logits.device.type} ({EXT_IMPORT_ERROR or "no CUDA kernel"});'
-            ' using the pure-PyTorch reference (slower, more memory)')
+        why = (f'lambda below {MIN_OP_LAMBDA}'
+               if HAS_EXT and min(lam_pos, lam_neg) < MIN_OP_LAMBDA else
+               EXT_IMPORT_ERROR or 'no CUDA kernel')
+        warnings.warn('mmdet_lossplug: compiled DR op not used for '
+                      f'{logits.device.type} ({why}); using the pure-PyTorch '
+                      'reference (slower, more memory)')
     return checked_dr_expectation_reference(logits, labels, label_weights,
                                             lam_pos, lam_neg)
 

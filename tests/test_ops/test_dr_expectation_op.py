@@ -90,7 +90,7 @@ def test_op_degenerate_images(device):
 def test_op_extreme_logits(device, dtype):
     logits, labels, weights = make_case(2, 500, 10, torch.float32, device)
     compare((logits.sign() * 50).to(dtype), labels, weights)
-    compare(logits.to(dtype), labels, weights, lam_pos=0.05, lam_neg=0.01)
+    compare(logits.to(dtype), labels, weights, lam_pos=0.05, lam_neg=1 / 80)
 
 
 @pytest.mark.parametrize('device', DEVICES)
@@ -169,6 +169,17 @@ def test_auto_uses_op_and_falls_back_with_one_warning(monkeypatch):
         dr_expectation(logits, labels, weights, 1., 0.1)  # warned once
     with pytest.raises(RuntimeError, match='not built'):
         dr_expectation_op(logits, labels, weights, 1., 0.1)
+
+
+def test_small_lambda_uses_the_reference(monkeypatch):
+    logits, labels, weights = make_case(1, 50, 3, torch.float32, 'cpu')
+    with pytest.raises(ValueError, match='>= 1/80'):
+        dr_expectation_op(logits, labels, weights, 1., 0.01)
+    monkeypatch.setattr(dr_module, '_warned_fallback', set())
+    with pytest.warns(UserWarning, match='lambda below'):
+        got = dr_expectation(logits, labels, weights, 1., 0.01)
+    want = dr_expectation_reference(logits, labels, weights, 1., 0.01)
+    torch.testing.assert_close(got, want)
 
 
 def test_op_checks_inputs():
