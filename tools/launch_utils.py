@@ -1,12 +1,17 @@
-"""What tools/train.py and tools/test.py do alike to a config before the
-runner is built: register mmdet_lossplug, apply the command line, pick the
-work dir, and make CPU-distributed runs (torchrun + gloo) work."""
+"""What tools/train.py and tools/test.py share: the options of a launch,
+and what they do alike to a config before the runner is built (register
+mmdet_lossplug, apply the command line, pick the work dir, make
+CPU-distributed runs with torchrun + gloo work)."""
+import argparse
 import os
 import os.path as osp
 
 import torch
 import torch.distributed as dist
 from mmdet.utils import register_all_modules
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 import mmdet_lossplug  # noqa: F401  (registers our modules)
 
@@ -15,6 +20,24 @@ import mmdet_lossplug  # noqa: F401  (registers our modules)
 # scalars), so loading one to test or resume fails. The checkpoints these
 # tools load are the user's own; torch reads this switch at load time.
 os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+
+
+def parse_launch_args(parser: argparse.ArgumentParser, argv=None):
+    """Add ``--cfg-options``, ``--launcher``, ``--local-rank`` and parse."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. train_cfg.max_iters=10')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def prepare_launch(cfg, args) -> None:
@@ -40,3 +63,8 @@ def prepare_launch(cfg, args) -> None:
         cfg.model_wrapper_cfg = dict(
             cfg.get('model_wrapper_cfg', None) or {},
             type='DeviceAwareDistributedDataParallel')
+
+
+def build_runner(cfg):
+    """MMDetection's choice: the config's ``runner_type`` if it names one."""
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)

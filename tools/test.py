@@ -5,17 +5,14 @@ registered.
         [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 from mmdet.evaluation import DumpDetResults
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from launch_utils import prepare_launch  # noqa: E402
+import launch_utils  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -28,29 +25,15 @@ def parse_args(argv=None):
         type=str,
         help='dump predictions to this pickle file for offline evaluation '
         '(and tools/calibrate.py)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. test_evaluator.classwise=True')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return launch_utils.parse_launch_args(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    prepare_launch(cfg, args)
+    launch_utils.prepare_launch(cfg, args)
     cfg.load_from = args.checkpoint
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
+    runner = launch_utils.build_runner(cfg)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')

@@ -5,16 +5,13 @@ mmdet_lossplug registered and CPU-distributed training (gloo) working.
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from launch_utils import prepare_launch  # noqa: E402
+import launch_utils  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -33,25 +30,12 @@ def parse_args(argv=None):
         type=str,
         const='auto',
         help='resume from this checkpoint, or the latest in the work dir')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. train_cfg.max_iters=10')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return launch_utils.parse_launch_args(parser, argv)
 
 
 def build_config(args) -> Config:
     cfg = Config.fromfile(args.config)
-    prepare_launch(cfg, args)
+    launch_utils.prepare_launch(cfg, args)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type
         if optim_wrapper == 'AmpOptimWrapper':
@@ -79,8 +63,7 @@ def build_config(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
+    runner = launch_utils.build_runner(cfg)
     runner.train()
 
 

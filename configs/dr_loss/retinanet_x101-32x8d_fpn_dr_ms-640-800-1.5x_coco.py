@@ -22,6 +22,7 @@ model = dict(
             type='Pretrained',
             checkpoint='open-mmlab://detectron2/resnext101_32x8d')),
     test_cfg=dict(score_thr=0.2))
+# 1.5x: 18 epochs, decays at 12 and 16 (a list replaces its base whole).
 max_epochs = 18
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
