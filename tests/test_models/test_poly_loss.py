@@ -33,6 +33,15 @@ def logits_with_pt_above(n, c, low=0.1, seed=0):
     return torch.log(p / (1 - p))
 
 
+def sigmoid_terms(logits, labels, alpha=0.25):
+    """(1 - pt, alpha_t) of SPEC section 0 for labels in [0, C]."""
+    c = logits.size(1)
+    target = F.one_hot(labels, c + 1)[:, :c].to(logits.dtype)
+    p = logits.sigmoid()
+    return (p * (1 - target) + (1 - p) * target,
+            alpha * target + (1 - alpha) * (1 - target))
+
+
 def random_labels(n, high, seed=1):
     return torch.randint(
         0, high, (n, ), generator=torch.Generator().manual_seed(seed))
@@ -81,10 +90,7 @@ def test_polyfocal_matches_taylor_series(gamma, alpha, epsilon):
     n, c = 16, 3
     logits = logits_with_pt_above(n, c)
     labels = random_labels(n, c + 1)
-    target = F.one_hot(labels, c + 1)[:, :c].double()
-    p = logits.sigmoid()
-    one_minus_pt = p * (1 - target) + (1 - p) * target
-    alpha_t = alpha * target + (1 - alpha) * (1 - target)
+    one_minus_pt, alpha_t = sigmoid_terms(logits, labels, alpha)
     expected = alpha_t * taylor_poly(one_minus_pt, {1: epsilon}, gamma)
     loss = PolyFocalLoss(gamma=gamma, alpha=alpha, epsilon=epsilon)
     torch.testing.assert_close(
@@ -94,10 +100,7 @@ def test_polyfocal_matches_taylor_series(gamma, alpha, epsilon):
 def test_polyfocal_alpha_on_poly_false_weights_only_focal_term():
     logits = logits_with_pt_above(10, 2)
     labels = random_labels(10, 3)
-    target = F.one_hot(labels, 3)[:, :2].double()
-    p = logits.sigmoid()
-    one_minus_pt = p * (1 - target) + (1 - p) * target
-    alpha_t = 0.25 * target + 0.75 * (1 - target)
+    one_minus_pt, alpha_t = sigmoid_terms(logits, labels, 0.25)
     expected = alpha_t * taylor_poly(one_minus_pt, {}, 2.0) \
         - 0.5 * one_minus_pt**3
     loss = PolyFocalLoss(epsilon=-0.5, alpha_on_poly=False)
@@ -110,10 +113,7 @@ def test_poly1star_drops_first_focal_polynomial(epsilon):
     n, c = 16, 3
     logits = logits_with_pt_above(n, c)
     labels = random_labels(n, c + 1)
-    target = F.one_hot(labels, c + 1)[:, :c].double()
-    p = logits.sigmoid()
-    one_minus_pt = p * (1 - target) + (1 - p) * target
-    alpha_t = 0.25 * target + 0.75 * (1 - target)
+    one_minus_pt, alpha_t = sigmoid_terms(logits, labels, 0.25)
     # c_1 = 1 - 1 = 0, c_2 = 1/2 + epsilon, c_j = 1/j beyond.
     expected = alpha_t * taylor_poly(one_minus_pt, {1: -1.0, 2: epsilon}, 2.)
     loss = Poly1StarFocalLoss(gamma=2.0, alpha=0.25, epsilon=epsilon)
@@ -124,10 +124,7 @@ def test_poly1star_drops_first_focal_polynomial(epsilon):
 def test_poly1star_eps0_is_focal_minus_first_term():
     logits = torch.randn(30, 4)
     labels = random_labels(30, 5)
-    target = F.one_hot(labels, 5)[:, :4].float()
-    p = logits.sigmoid()
-    one_minus_pt = p * (1 - target) + (1 - p) * target
-    alpha_t = 0.25 * target + 0.75 * (1 - target)
+    one_minus_pt, alpha_t = sigmoid_terms(logits, labels, 0.25)
     focal = FocalLoss(reduction='none')(logits, labels)
     star = Poly1StarFocalLoss(epsilon=0.0, reduction='none')(logits, labels)
     torch.testing.assert_close(star, focal - alpha_t * one_minus_pt**3)

@@ -27,31 +27,27 @@ import mmdet_lossplug  # noqa: E402,F401
 CONFIG = osp.join(ROOT, 'configs', 'shapes',
                   'retinanet_r18-tiny_fpn_shapes.py')
 
+
+def focal_family(loss_type: str, **extra) -> dict:
+    """A row that swaps the sigmoid focal loss (gamma 2, alpha 0.25)."""
+    return dict(
+        bbox_head=dict(
+            loss_cls=dict(
+                type=loss_type,
+                use_sigmoid=True,
+                gamma=2.0,
+                alpha=0.25,
+                **extra)))
+
+
 # What each row changes in the config's model; everything else is shared.
 ROWS = {
     'focal':
-    dict(
-        bbox_head=dict(
-            loss_cls=dict(
-                type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25))),
+    focal_family('FocalLoss'),
     'polyfocal':
-    dict(
-        bbox_head=dict(
-            loss_cls=dict(
-                type='PolyFocalLoss',
-                use_sigmoid=True,
-                gamma=2.0,
-                alpha=0.25,
-                epsilon=-1.0))),
+    focal_family('PolyFocalLoss', epsilon=-1.0),
     'poly1star':
-    dict(
-        bbox_head=dict(
-            loss_cls=dict(
-                type='Poly1StarFocalLoss',
-                use_sigmoid=True,
-                gamma=2.0,
-                alpha=0.25,
-                epsilon=-0.4))),
+    focal_family('Poly1StarFocalLoss', epsilon=-0.4),
     # As configs/dr_loss: the head pools all levels per image, prior 0.5,
     # and the official test threshold.
     'dr':
