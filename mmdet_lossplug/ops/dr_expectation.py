@@ -132,9 +132,10 @@ def dr_expectation(logits: Tensor, labels: Tensor,
     logits): the compiled op where built (and ``lam >= 1/80``), else the
     reference (one warning per device type). See
     :func:`~mmdet_lossplug.ops.reference.dr_expectation_reference`."""
+    check_dr_inputs(logits, labels, label_weights, lam_pos, lam_neg)
     if _op_supports(logits, lam_pos, lam_neg):
-        return dr_expectation_op(logits, labels, label_weights, lam_pos,
-                                 lam_neg)
+        return _DRExpectationFunction.apply(logits, labels, label_weights,
+                                            float(lam_pos), float(lam_neg))
     if logits.device.type not in _warned_fallback:
         _warned_fallback.add(logits.device.type)
         why = (f'lambda below {MIN_OP_LAMBDA}'
@@ -143,8 +144,8 @@ def dr_expectation(logits: Tensor, labels: Tensor,
         warnings.warn('mmdet_lossplug: compiled DR op not used for '
                       f'{logits.device.type} ({why}); using the pure-PyTorch '
                       'reference (slower, more memory)')
-    return checked_dr_expectation_reference(logits, labels, label_weights,
-                                            lam_pos, lam_neg)
+    return dr_expectation_reference(logits, labels, label_weights, lam_pos,
+                                    lam_neg)
 
 
 def dr_expectation_fn(impl: str):
