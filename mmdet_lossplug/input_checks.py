@@ -76,6 +76,14 @@ def check_label_range(labels: Tensor,
             '' if ignore_index is None else f' (ignore_index={ignore_index})'))
 
 
+def check_reduction(reduction: Optional[str], allow_none: bool) -> None:
+    """``none``, ``mean`` or ``sum`` (or None for ``reduction_override``)."""
+    allowed = ('none', 'mean', 'sum') + ((None, ) if allow_none else ())
+    if reduction not in allowed:
+        raise ValueError(f'reduction must be one of {allowed}, '
+                         f'got {reduction!r}')
+
+
 def check_weight(weight: Optional[Tensor],
                  pred: Tensor,
                  name: str = 'weight') -> None:

@@ -27,12 +27,13 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ...input_checks import (broadcast_weight, check_epsilon, check_labels,
-                             check_logits, check_weight, upcast_low_precision)
+from ...input_checks import (check_epsilon, check_labels, check_logits,
+                             check_reduction, check_weight,
+                             upcast_low_precision)
+from .reduction import reduce_loss
 
 # (power, coefficient) pairs of the polynomial added to the base loss.
 PolyTerms = Sequence[Tuple[Union[float, Tensor], float]]
@@ -158,23 +159,6 @@ def softmax_focal_poly_loss(cls_score: Tensor,
     return torch.where(valid, loss, torch.zeros_like(loss))
 
 
-def _reduce(loss: Tensor, weight: Optional[Tensor], reduction: str,
-            avg_factor: Optional[float]) -> Tensor:
-    """MMDetection's weighting and reduction; an empty batch is 0, not NaN
-    (``mean`` of nothing), keeping the graph so backward still runs."""
-    if loss.numel() == 0 and reduction != 'none':
-        return loss.sum()
-    return weight_reduce_loss(loss, broadcast_weight(weight, loss), reduction,
-                              avg_factor)
-
-
-def _check_reduction(reduction: Optional[str], allow_none: bool) -> None:
-    allowed = ('none', 'mean', 'sum') + ((None, ) if allow_none else ())
-    if reduction not in allowed:
-        raise ValueError(f'reduction must be one of {allowed}, '
-                         f'got {reduction!r}')
-
-
 class _SigmoidFocalPolyBase(nn.Module):
     """Sigmoid focal loss with a polynomial tail; subclasses choose the
     tail in :meth:`poly_terms`. Takes the arguments of MMDetection's
@@ -193,7 +177,7 @@ class _SigmoidFocalPolyBase(nn.Module):
         if not use_sigmoid:
             raise ValueError(f'{type(self).__name__} is a sigmoid loss; '
                              'use_sigmoid=False is not supported')
-        _check_reduction(reduction, allow_none=False)
+        check_reduction(reduction, allow_none=False)
         if alpha is not None and not 0 <= alpha <= 1:
             raise ValueError(f'alpha must be in [0, 1] or None, got {alpha}')
         if gamma < 0:
@@ -227,7 +211,7 @@ class _SigmoidFocalPolyBase(nn.Module):
                 ``mean`` (the number of positives in dense heads).
             reduction_override (str, optional): ``none``, ``mean``, ``sum``.
         """
-        _check_reduction(reduction_override, allow_none=True)
+        check_reduction(reduction_override, allow_none=True)
         reduction = reduction_override or self.reduction
         check_logits(pred)
         num_classes = pred.size(1)
@@ -243,7 +227,8 @@ class _SigmoidFocalPolyBase(nn.Module):
         loss = sigmoid_focal_poly_loss(pred, target, self.gamma, self.alpha,
                                        self.poly_terms(), self.alpha_on_poly,
                                        self.activated)
-        return self.loss_weight * _reduce(loss, weight, reduction, avg_factor)
+        return self.loss_weight * reduce_loss(loss, weight, reduction,
+                                              avg_factor)
 
     def extra_repr(self) -> str:
         return (f'gamma={self.gamma}, alpha={self.alpha}, '
@@ -328,7 +313,7 @@ class PolyNCrossEntropyLoss(nn.Module):
                  loss_weight: float = 1.0,
                  avg_non_ignore: bool = False) -> None:
         super().__init__()
-        _check_reduction(reduction, allow_none=False)
+        check_reduction(reduction, allow_none=False)
         if not 0 <= label_smoothing < 1:
             raise ValueError(
                 f'label_smoothing must be in [0, 1), got {label_smoothing}')
@@ -369,7 +354,7 @@ class PolyNCrossEntropyLoss(nn.Module):
             reduction_override (str, optional): ``none``, ``mean``, ``sum``.
             ignore_index (int, optional): Overrides the configured one.
         """
-        _check_reduction(reduction_override, allow_none=True)
+        check_reduction(reduction_override, allow_none=True)
         reduction = reduction_override or self.reduction
         ignore_index = self.ignore_index if ignore_index is None \
             else ignore_index
@@ -399,7 +384,8 @@ class PolyNCrossEntropyLoss(nn.Module):
         if avg_factor is None and self.avg_non_ignore and reduction == 'mean':
             avg_factor = int(valid.sum()) * (
                 num_classes if self.use_sigmoid else 1)
-        return self.loss_weight * _reduce(loss, weight, reduction, avg_factor)
+        return self.loss_weight * reduce_loss(loss, weight, reduction,
+                                              avg_factor)
 
     def _binary_loss(self, cls_score: Tensor, label: Tensor, valid: Tensor,
                      class_weight: Optional[Tensor]) -> Tensor:
