@@ -6,7 +6,7 @@ wrapper in MMDetection's registries, so a config only needs::
     custom_imports = dict(
         imports=['mmdet_lossplug'], allow_failed_imports=False)
 """
-from . import engine, models  # noqa: F401  (import registers the modules)
+from . import engine, evaluation, models  # noqa: F401  (registers modules)
 from .version import __version__
 
 __all__ = ['__version__']

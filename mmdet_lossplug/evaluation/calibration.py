@@ -1,0 +1,116 @@
+r"""Calibration errors of classifiers (Mukhoti et al., NeurIPS 2020, Eq. 1-3;
+Guo et al., ICML 2017).
+
+With predictions grouped into bins ``B_b`` by confidence,
+
+.. math::
+
+    \mathrm{ECE} = \sum_b \frac{|B_b|}{N} |\mathrm{acc}(B_b) -
+    \mathrm{conf}(B_b)|, \qquad
+    \mathrm{MCE} = \max_b |\mathrm{acc}(B_b) - \mathrm{conf}(B_b)|;
+
+ECE and MCE bin by equal width on ``[0, 1]`` (``(lo, hi]``, 0 in the first
+bin), AdaECE by equal mass (sorted confidences split into ``n_bins`` runs
+whose sizes differ by at most one). NumPy arrays or tensors in, a float out.
+"""
+from typing import List
+
+import numpy as np
+import torch
+
+
+def _as_numpy(values, name: str, dtype=np.float64) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values, dtype=dtype)
+    if array.size == 0:
+        raise ValueError(f'{name} is empty: no calibration error is defined')
+    return array
+
+
+def _confidences_and_correct(confidences, correct):
+    conf = _as_numpy(confidences, 'confidences').ravel()
+    hits = _as_numpy(correct, 'correct').ravel()
+    if conf.shape != hits.shape:
+        raise ValueError(f'confidences {conf.shape} and correct {hits.shape}'
+                         ' must have the same size')
+    if not np.all((conf >= 0) & (conf <= 1)):
+        raise ValueError('confidences must lie in [0, 1]')
+    return conf, hits
+
+
+def _equal_width_bins(conf: np.ndarray, n_bins: int) -> List[np.ndarray]:
+    if n_bins < 1:
+        raise ValueError(f'n_bins must be >= 1, got {n_bins}')
+    # Bin b holds (b / n, (b + 1) / n]; a confidence of 0 joins bin 0.
+    index = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    return [np.flatnonzero(index == b) for b in range(n_bins)]
+
+
+def _equal_mass_bins(conf: np.ndarray, n_bins: int) -> List[np.ndarray]:
+    if n_bins < 1:
+        raise ValueError(f'n_bins must be >= 1, got {n_bins}')
+    return np.array_split(np.argsort(conf, kind='stable'), n_bins)
+
+
+def _gaps(conf, hits, bins):
+    """(weight |B|/N, |acc - conf|) of each non-empty bin."""
+    return [(len(b) / len(conf), abs(hits[b].mean() - conf[b].mean()))
+            for b in bins if len(b)]
+
+
+def ece(confidences, correct, n_bins: int = 15) -> float:
+    """Expected calibration error, equal-width bins."""
+    conf, hits = _confidences_and_correct(confidences, correct)
+    return float(
+        sum(w * gap
+            for w, gap in _gaps(conf, hits, _equal_width_bins(conf, n_bins))))
+
+
+def adaptive_ece(confidences, correct, n_bins: int = 15) -> float:
+    """AdaECE: expected calibration error over equal-mass bins."""
+    conf, hits = _confidences_and_correct(confidences, correct)
+    return float(
+        sum(w * gap
+            for w, gap in _gaps(conf, hits, _equal_mass_bins(conf, n_bins))))
+
+
+def mce(confidences, correct, n_bins: int = 15) -> float:
+    """Maximum calibration error over non-empty equal-width bins."""
+    conf, hits = _confidences_and_correct(confidences, correct)
+    return float(
+        max(gap
+            for _, gap in _gaps(conf, hits, _equal_width_bins(conf, n_bins))))
+
+
+def _probs_and_labels(probs, labels):
+    p = _as_numpy(probs, 'probs')
+    y = _as_numpy(labels, 'labels', dtype=np.int64).ravel()
+    if p.ndim != 2 or p.shape[0] != y.shape[0]:
+        raise ValueError(f'probs must be (N, K) for {y.shape[0]} labels, got '
+                         f'{p.shape}')
+    if y.min() < 0 or y.max() >= p.shape[1]:
+        raise ValueError(f'labels must lie in [0, {p.shape[1] - 1}]')
+    return p, y
+
+
+def classwise_ece(probs, labels, n_bins: int = 15) -> float:
+    """Mean over classes ``k`` of the ECE of ``probs[:, k]`` as the
+    confidence that the label is ``k``."""
+    p, y = _probs_and_labels(probs, labels)
+    return float(
+        np.mean([ece(p[:, k], y == k, n_bins) for k in range(p.shape[1])]))
+
+
+def nll(probs, labels, eps: float = 1e-12) -> float:
+    """Mean negative log-likelihood of the true class (>= 0)."""
+    p, y = _probs_and_labels(probs, labels)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], eps, 1))))
+
+
+def brier(probs, labels) -> float:
+    """Multi-class Brier score ``mean_i sum_k (p_ik - y_ik)^2``, in
+    ``[0, 2]``."""
+    p, y = _probs_and_labels(probs, labels)
+    onehot = np.eye(p.shape[1])[y]
+    return float(np.mean(np.sum((p - onehot)**2, axis=1)))

@@ -1,0 +1,66 @@
+"""Calibration errors on hand-computed cases and a calibrated sample."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet_lossplug.evaluation import (adaptive_ece, brier, classwise_ece, ece,
+                                       mce, nll)
+
+
+def test_ece_and_mce_by_hand():
+    conf = [0.1, 0.4, 0.45, 0.9, 0.95]
+    correct = [0, 1, 0, 1, 1]
+    # (0, .5]: conf 0.31667, acc 1/3, gap 1/60, weight 3/5;
+    # (.5, 1]: conf 0.925, acc 1, gap 0.075, weight 2/5.
+    assert ece(conf, correct, n_bins=2) == pytest.approx(0.04)
+    assert mce(conf, correct, n_bins=2) == pytest.approx(0.075)
+
+
+def test_adaptive_ece_uses_equal_mass_bins():
+    conf, correct = [0.1, 0.2, 0.3, 0.9], [0, 0, 1, 1]
+    # equal width: {.1,.2,.3} gap 2/15 w 3/4, {.9} gap .1 w 1/4
+    assert ece(conf, correct, n_bins=2) == pytest.approx(0.125)
+    # equal mass: {.1,.2} gap .15, {.3,.9} gap .4, each w 1/2
+    assert adaptive_ece(conf, correct, n_bins=2) == pytest.approx(0.275)
+
+
+def test_bin_edges_are_right_closed():
+    # 0.5 belongs to (0, 0.5] and 0 to the first bin: one bin, acc 0.5.
+    assert ece([0.0, 0.5], [1, 0], n_bins=2) == pytest.approx(0.25)
+    assert ece([0.5, 0.5000001], [1, 0],
+               n_bins=2) == pytest.approx(0.5 * 0.5 + 0.5 * 0.5000001)
+
+
+def test_calibrated_sample_has_small_errors_and_torch_equals_numpy():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0, 1, 200000)
+    correct = rng.uniform(0, 1, conf.size) < conf
+    assert ece(conf, correct) < 0.01 and adaptive_ece(conf, correct) < 0.01
+    overconfident = np.clip(conf + 0.1, 0, 1)
+    assert ece(overconfident, correct) > 0.08
+    assert ece(torch.from_numpy(conf),
+               torch.from_numpy(correct)) == ece(conf, correct)
+
+
+def test_classwise_nll_brier_by_hand():
+    probs = np.array([[0.8, 0.2], [0.3, 0.7]])
+    labels = np.array([0, 0])
+    assert classwise_ece(probs, labels, n_bins=1) == pytest.approx(0.45)
+    assert nll(probs,
+               labels) == pytest.approx(-(math.log(0.8) + math.log(0.3)) / 2)
+    assert brier(probs, labels) == pytest.approx(0.53)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match='empty'):
+        ece([], [])
+    with pytest.raises(ValueError, match='same size'):
+        ece([0.2, 0.3], [1])
+    with pytest.raises(ValueError, match=r'\[0, 1\]'):
+        ece([1.2], [1])
+    with pytest.raises(ValueError, match='n_bins'):
+        adaptive_ece([0.2], [1], n_bins=0)
+    with pytest.raises(ValueError, match=r'labels must lie in \[0, 1\]'):
+        nll(np.array([[0.5, 0.5]]), np.array([2]))
