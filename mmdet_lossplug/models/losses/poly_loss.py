@@ -159,7 +159,7 @@ def softmax_focal_poly_loss(cls_score: Tensor,
     return torch.where(valid, loss, torch.zeros_like(loss))
 
 
-class _SigmoidFocalPolyBase(nn.Module):
+class SigmoidFocalPolyLossBase(nn.Module):
     """Sigmoid focal loss with a polynomial tail; subclasses choose the
     tail in :meth:`poly_terms`. Takes the arguments of MMDetection's
     ``FocalLoss`` so a config swaps one ``type`` for another."""
@@ -236,7 +236,7 @@ class _SigmoidFocalPolyBase(nn.Module):
 
 
 @MODELS.register_module()
-class PolyFocalLoss(_SigmoidFocalPolyBase):
+class PolyFocalLoss(SigmoidFocalPolyLossBase):
     r"""Poly-1 focal loss: ``FL + epsilon * alpha_t * (1-pt)^(gamma+1)``.
 
     PolyLoss Eq. 2 / Table 6 with the alpha balance of RetinaNet; with
@@ -261,7 +261,7 @@ class PolyFocalLoss(_SigmoidFocalPolyBase):
 
 
 @MODELS.register_module()
-class Poly1StarFocalLoss(_SigmoidFocalPolyBase):
+class Poly1StarFocalLoss(SigmoidFocalPolyLossBase):
     r"""Poly-1* focal loss:
     ``FL - alpha_t (1-pt)^(gamma+1) + epsilon * alpha_t (1-pt)^(gamma+2)``.
 
