@@ -17,7 +17,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ...input_checks import (check_labels, check_logits, check_reduction,
-                             check_weight, upcast_low_precision)
+                             check_weight)
 from .poly_loss import sigmoid_focal_poly_loss, softmax_focal_poly_loss
 from .reduction import reduce_loss
 
@@ -125,16 +125,13 @@ class AdaptiveFocalLoss(nn.Module):
             pred.size(0),
             max_label=num_classes if self.use_sigmoid else num_classes - 1)
         check_weight(weight, pred)
-        logits = upcast_low_precision(pred)
+        # The focal functions hand gamma_of the pt they compute anyway.
         if self.use_sigmoid:
             onehot = F.one_hot(target, num_classes + 1)[:, :num_classes]
-            prob = logits.sigmoid()
-            pt = torch.where(onehot.bool(), prob, 1 - prob)
-            loss = sigmoid_focal_poly_loss(logits, onehot, self.gamma_of(pt),
+            loss = sigmoid_focal_poly_loss(pred, onehot, self.gamma_of,
                                            self.alpha)
         else:
-            pt = logits.softmax(1).gather(1, target[:, None]).squeeze(1)
-            loss = softmax_focal_poly_loss(logits, target, self.gamma_of(pt))
+            loss = softmax_focal_poly_loss(pred, target, self.gamma_of)
         return self.loss_weight * reduce_loss(loss, weight, reduction,
                                               avg_factor)
 

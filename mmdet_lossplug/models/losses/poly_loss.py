@@ -22,7 +22,7 @@ therefore one of two functions,
 :func:`softmax_focal_poly_loss` (over classes, softmax), with a list of
 ``(power n_k, coefficient eps_k)`` terms; the modules only choose the terms.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -48,18 +48,24 @@ def polynomial_tail(one_minus_pt: Tensor, terms: PolyTerms) -> Tensor:
     return tail
 
 
-def modulate(base: Tensor, one_minus_pt: Tensor,
-             gamma: Union[float, Tensor]) -> Tensor:
+# A focusing parameter: a number, a tensor broadcastable to the loss, or a
+# function of the detached ``pt`` returning such a tensor (per-sample gamma).
+Gamma = Union[float, Tensor, Callable[[Tensor], Tensor]]
+
+
+def modulate(base: Tensor, one_minus_pt: Tensor, gamma: Gamma) -> Tensor:
     """Focal modulation ``(1 - pt) ** gamma * base``; ``gamma = 0`` is the
     base loss itself (and skips a pow whose gradient at ``pt = 1`` is 0/0)."""
-    if not isinstance(gamma, Tensor) and gamma == 0:
+    if callable(gamma):
+        gamma = gamma(1 - one_minus_pt.detach())
+    elif not isinstance(gamma, Tensor) and gamma == 0:
         return base
     return one_minus_pt.pow(gamma) * base
 
 
 def sigmoid_focal_poly_loss(pred: Tensor,
                             target: Tensor,
-                            gamma: Union[float, Tensor] = 2.0,
+                            gamma: Gamma = 2.0,
                             alpha: Optional[float] = 0.25,
                             poly_terms: PolyTerms = (),
                             alpha_on_poly: bool = True,
@@ -76,8 +82,9 @@ def sigmoid_focal_poly_loss(pred: Tensor,
     Args:
         pred (Tensor): Logits ``(N, C)``, or probabilities if ``activated``.
         target (Tensor): Binary targets ``(N, C)``.
-        gamma (float | Tensor): Focusing parameter; a tensor broadcastable
-            to ``(N, C)`` gives a per-sample gamma.
+        gamma (float | Tensor | callable): Focusing parameter; a tensor
+            broadcastable to ``(N, C)``, or a function of the detached
+            ``pt`` returning one, gives a per-sample gamma.
         alpha (float, optional): Weight of positives; ``1 - alpha`` of
             negatives. ``None`` weights both by 1.
         poly_terms: ``(power, coefficient)`` pairs of the polynomial.
@@ -108,7 +115,7 @@ def sigmoid_focal_poly_loss(pred: Tensor,
 
 def softmax_focal_poly_loss(cls_score: Tensor,
                             label: Tensor,
-                            gamma: Union[float, Tensor] = 0.0,
+                            gamma: Gamma = 0.0,
                             poly_terms: PolyTerms = (),
                             label_smoothing: float = 0.0,
                             class_weight: Optional[Tensor] = None,
@@ -127,7 +134,8 @@ def softmax_focal_poly_loss(cls_score: Tensor,
     Args:
         cls_score (Tensor): Logits ``(N, K)``.
         label (Tensor): Class indices ``(N,)`` in ``[0, K)``.
-        gamma (float | Tensor): Focusing parameter, or ``(N,)`` per sample.
+        gamma (float | Tensor | callable): Focusing parameter, ``(N,)`` per
+            sample, or a function of the detached ``pt`` returning that.
         poly_terms: ``(power, coefficient)`` pairs of the polynomial.
         label_smoothing (float): ``a`` in ``[0, 1)``.
         class_weight (Tensor, optional): ``(K,)``; ``w_y`` of the true class
