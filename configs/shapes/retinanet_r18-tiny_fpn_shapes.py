@@ -75,11 +75,15 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + '/annotations/instances_val.json',
-    metric='bbox',
-    format_only=False)
+# COCO AP, and D-ECE from the ground truth the test pipeline loads.
+val_evaluator = [
+    dict(
+        type='CocoMetric',
+        ann_file=data_root + '/annotations/instances_val.json',
+        metric='bbox',
+        format_only=False),
+    dict(type='DetectionCalibrationMetric', iou_thrs=(0.5, 0.75), n_bins=10)
+]
 test_evaluator = val_evaluator
 
 max_iters = 600

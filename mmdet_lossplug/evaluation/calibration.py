@@ -53,6 +53,21 @@ def _equal_mass_bins(conf: np.ndarray, n_bins: int) -> List[np.ndarray]:
     return np.array_split(np.argsort(conf, kind='stable'), n_bins)
 
 
+def reliability_bins(confidences, correct, n_bins: int = 15):
+    """The equal-width bins behind ECE and a reliability diagram.
+
+    Returns:
+        tuple[np.ndarray]: ``counts``, ``mean_confidence`` and ``accuracy``
+        per bin, each ``(n_bins,)``; the last two are NaN in empty bins.
+    """
+    conf, hits = _confidences_and_correct(confidences, correct)
+    bins = _equal_width_bins(conf, n_bins)
+    counts = np.array([len(b) for b in bins])
+    mean_conf = np.array([conf[b].mean() if len(b) else np.nan for b in bins])
+    accuracy = np.array([hits[b].mean() if len(b) else np.nan for b in bins])
+    return counts, mean_conf, accuracy
+
+
 def _gaps(conf, hits, bins):
     """(weight |B|/N, |acc - conf|) of each non-empty bin."""
     return [(len(b) / len(conf), abs(hits[b].mean() - conf[b].mean()))
