@@ -1,0 +1,96 @@
+r"""Temperature scaling of detection confidences (Guo et al., ICML 2017;
+for detection, Kueppers et al., CVPR-W 2020).
+
+A detection's confidence ``s`` is treated as a binary prediction (is it a
+true positive?) with logit ``z = log(s / (1 - s))``; scaling gives
+``s_T = sigmoid(z / T)``. For sigmoid heads this is exactly scaling the
+class logit. The map is strictly increasing and the same for every class,
+so the ranking of detections, and with it AP, does not change.
+
+``T`` is fitted on matched validation detections, either by grid search on
+D-ECE (``T`` in ``(0, 10]``, step 0.1) or by minimising the binary NLL with
+L-BFGS over ``log T``.
+"""
+from typing import Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .calibration import ece
+
+# The search grid of Mukhoti et al. (and the SPEC): T = 0.1, 0.2, ..., 10.
+TEMPERATURE_GRID = np.round(np.arange(1, 101) * 0.1, 1)
+
+
+def check_temperature(temperature: float) -> float:
+    temperature = float(temperature)
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f'temperature must be finite and > 0, got '
+                         f'{temperature}')
+    return temperature
+
+
+def temper_scores(scores, temperature: float):
+    """``sigmoid(logit(scores) / T)``; a tensor (same dtype and device) or
+    an array in, the same out. Scores of exactly 0 and 1 stay put."""
+    temperature = check_temperature(temperature)
+    tensor = scores if isinstance(scores, torch.Tensor) else torch.as_tensor(
+        np.asarray(scores, dtype=np.float64))
+    # float64 so that the logit of float32 scores near 1 stays finite.
+    tempered = torch.sigmoid(torch.logit(tensor.double()) / temperature)
+    if isinstance(scores, torch.Tensor):
+        return tempered.to(scores.dtype)
+    return tempered.numpy()
+
+
+def fit_temperature_grid(confidences,
+                         correct,
+                         n_bins: int = 10,
+                         grid=TEMPERATURE_GRID) -> Tuple[float, float]:
+    """The ``T`` of ``grid`` with the lowest ECE (D-ECE for detections).
+
+    Returns:
+        tuple[float, float]: ``T`` and its ECE. Ties go to the ``T`` closest
+        to 1 (no scaling).
+    """
+    errors = np.array(
+        [ece(temper_scores(confidences, t), correct, n_bins) for t in grid])
+    best = np.flatnonzero(errors <= errors.min() + 1e-12)
+    best = best[np.argmin(np.abs(np.asarray(grid)[best] - 1))]
+    return float(grid[best]), float(errors[best])
+
+
+def fit_temperature_nll(confidences,
+                        correct,
+                        max_iter: int = 100) -> Tuple[float, float]:
+    """The ``T`` minimising the mean binary cross-entropy of
+    ``sigmoid(z / T)`` against ``correct``, by L-BFGS over ``log T``.
+
+    Returns:
+        tuple[float, float]: ``T`` and the NLL there.
+    """
+    conf = torch.as_tensor(np.asarray(confidences, dtype=np.float64))
+    hits = torch.as_tensor(np.asarray(correct, dtype=np.float64))
+    if conf.numel() == 0 or conf.shape != hits.shape:
+        raise ValueError('need equally many confidences and outcomes, and '
+                         f'at least one; got {tuple(conf.shape)} and '
+                         f'{tuple(hits.shape)}')
+    # Clamped so a confidence of exactly 0 or 1 has a finite loss.
+    logits = torch.logit(conf, eps=1e-12)
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t],
+                                  lr=0.5,
+                                  max_iter=max_iter,
+                                  line_search_fn='strong_wolfe')
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(logits / log_t.exp(), hits)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        loss = F.binary_cross_entropy_with_logits(logits / log_t.exp(), hits)
+    return log_t.detach().exp().item(), loss.item()
