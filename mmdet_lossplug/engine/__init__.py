@@ -1,7 +1,8 @@
 from .cpu_ddp import DeviceAwareDistributedDataParallel
-from .hooks import FocalGammaScheduleHook, set_focal_gamma
+from .hooks import (DetectionTemperatureHook, FocalGammaScheduleHook,
+                    ScoreDistributionHook, set_focal_gamma)
 
 __all__ = [
     'DeviceAwareDistributedDataParallel', 'FocalGammaScheduleHook',
-    'set_focal_gamma'
+    'set_focal_gamma', 'ScoreDistributionHook', 'DetectionTemperatureHook'
 ]
