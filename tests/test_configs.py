@@ -1,11 +1,12 @@
-"""Every config under configs/ loads, builds its model and runs one
-training step (forward, backward, optimizer step) with finite losses."""
+"""Every config under configs/ loads, names only registered metrics and
+hooks, builds its model and runs one training step (forward, backward,
+optimizer step) with finite losses."""
 import glob
 import os.path as osp
 
 import pytest
 import torch
-from mmdet.registry import MODELS
+from mmdet.registry import HOOKS, METRICS, MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
@@ -28,6 +29,12 @@ def test_config_builds_and_trains_one_step(config):
     cfg = Config.fromfile(config)
     assert 'mmdet_lossplug' in cfg.custom_imports['imports']
     init_default_scope('mmdet')
+    for key in ('val_evaluator', 'test_evaluator'):
+        metrics = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
+        for metric in metrics:
+            assert METRICS.get(metric['type']) is not None, metric
+    for hook in cfg.get('custom_hooks', []):
+        assert HOOKS.get(hook['type']) is not None, hook
     cfg.model.backbone.init_cfg = None  # no download of pretrained weights
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)

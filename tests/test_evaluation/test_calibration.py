@@ -1,4 +1,5 @@
-"""Calibration errors on hand-computed cases and a calibrated sample."""
+"""Calibration errors on hand-computed cases, a calibrated sample and
+torchmetrics' calibration error."""
 import math
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from mmdet_lossplug.evaluation import (adaptive_ece, brier, classwise_ece, ece,
-                                       mce, nll)
+                                       mce, nll, reliability_bins)
 
 
 def test_ece_and_mce_by_hand():
@@ -64,3 +65,33 @@ def test_bad_input():
         adaptive_ece([0.2], [1], n_bins=0)
     with pytest.raises(ValueError, match=r'labels must lie in \[0, 1\]'):
         nll(np.array([[0.5, 0.5]]), np.array([2]))
+
+
+def test_against_torchmetrics():
+    classification = pytest.importorskip('torchmetrics.classification')
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0, 1, 5000)
+    correct = rng.uniform(0, 1, conf.size) < conf**1.5
+    for norm, ours in (('l1', ece), ('max', mce)):
+        reference = classification.BinaryCalibrationError(
+            n_bins=15, norm=norm)(torch.from_numpy(conf),
+                                  torch.from_numpy(correct).long())
+        assert ours(conf, correct) == pytest.approx(float(reference), 1e-6)
+    # Multiclass: ECE of the top-class confidence against top-1 hits.
+    logits = torch.from_numpy(rng.normal(0, 2, (3000, 5)))
+    probs = logits.softmax(1)
+    labels = torch.from_numpy(rng.integers(0, 5, 3000))
+    reference = classification.MulticlassCalibrationError(
+        num_classes=5, n_bins=15, norm='l1')(probs, labels)
+    top, predicted = probs.max(1)
+    assert ece(top,
+               predicted == labels) == pytest.approx(float(reference), 1e-6)
+
+
+def test_reliability_bins_by_hand():
+    counts, mean_conf, accuracy = reliability_bins([0.1, 0.4, 0.45, 0.9, 0.95],
+                                                   [0, 1, 0, 1, 1],
+                                                   n_bins=4)
+    assert counts.tolist() == [1, 2, 0, 2]
+    np.testing.assert_allclose(mean_conf, [0.1, 0.425, np.nan, 0.925])
+    np.testing.assert_allclose(accuracy, [0.0, 0.5, np.nan, 1.0])

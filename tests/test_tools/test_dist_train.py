@@ -1,5 +1,7 @@
-"""tools/dist_train.sh on two CPU processes (torchrun, gloo): a DR
-RetinaNet trains a few iterations and both ranks end with equal weights."""
+"""tools/dist_train.sh and dist_test.sh on two CPU processes (torchrun,
+gloo): a DR RetinaNet trains a few iterations and both ranks end with equal
+weights; distributed evaluation (COCO AP and D-ECE, each rank matching its
+own images) gives what one process gives."""
 import os
 import os.path as osp
 import socket
@@ -8,7 +10,8 @@ import sys
 
 import torch
 
-from ..conftest import ROOT, SHAPES_CONFIG
+from ..conftest import ROOT, SHAPES_CONFIG, run_tool
+from .test_calibrate import _metrics
 
 
 def _free_port() -> int:
@@ -58,3 +61,30 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
     # Training moved the weights (BN running stats aside, they are synced).
     cls_bias = rank0['bbox_head.retina_cls.bias']
     assert cls_bias.abs().max() > 0  # initialised at 0 for prior 0.5
+
+    checkpoint = str(work_dir / 'iter_3.pth')
+    proc = subprocess.run([
+        osp.join(ROOT, 'tools', 'dist_test.sh'),
+        str(config), checkpoint, '2', '--work-dir',
+        str(tmp_path / 'dist_test')
+    ],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    distributed = _metrics(log)
+    single = _metrics(
+        run_tool(
+            'tools/test.py',
+            str(config),
+            checkpoint,
+            '--work-dir',
+            str(tmp_path / 'test'),
+            env=env))
+    assert distributed['calibration/d_ece_50'] > 0
+    for key in ('coco/bbox_mAP', 'calibration/d_ece_50',
+                'calibration/adaptive_d_ece_50', 'calibration/d_ece_75'):
+        assert distributed[key] == single[key], key

@@ -1,0 +1,41 @@
+"""DetectionTemperatureHook tempers predicted scores only while a val/test
+loop runs, through any model wrapper, and leaves training outputs alone."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
+
+from mmdet_lossplug.engine import DetectionTemperatureHook
+
+
+class _Detector(nn.Module):
+
+    def forward(self, scores, mode='predict'):
+        if mode == 'loss':
+            return dict(loss=scores.sum())
+        sample = DetDataSample()
+        sample.pred_instances = InstanceData(scores=scores.clone())
+        return [sample]
+
+
+def test_tempers_only_inside_the_loop():
+    model = _Detector()
+    runner = SimpleNamespace(model=model)
+    hook = DetectionTemperatureHook(temperature=2.0)
+    scores = torch.tensor([0.2, 0.5, 0.9])
+    expected = torch.sigmoid(torch.logit(scores) / 2)
+    hook.before_test(runner)
+    torch.testing.assert_close(
+        model(scores)[0].pred_instances.scores, expected)
+    assert model(scores, mode='loss')['loss'] == scores.sum()
+    hook.after_test(runner)
+    torch.testing.assert_close(model(scores)[0].pred_instances.scores, scores)
+    hook.before_val(runner)
+    torch.testing.assert_close(
+        model(scores)[0].pred_instances.scores, expected)
+    hook.after_val(runner)
+    with pytest.raises(ValueError, match='temperature'):
+        DetectionTemperatureHook(temperature=0)
