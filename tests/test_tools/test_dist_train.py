@@ -20,6 +20,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _run_script(script: str, *args, env) -> str:
+    """Run ``tools/SCRIPT ARGS``; fail with its output."""
+    proc = subprocess.run([osp.join(ROOT, 'tools', script), *args],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    return log
+
+
 def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
     config = tmp_path / 'dr_shapes.py'
     config.write_text(f"_base_ = '{SHAPES_CONFIG}'\n"
@@ -37,20 +50,18 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
         PYTHONPATH=ROOT,
         OMP_NUM_THREADS='1',
         PYTHON=sys.executable)
-    proc = subprocess.run([
-        osp.join(ROOT, 'tools', 'dist_train.sh'),
-        str(config), '2', '--work-dir',
-        str(work_dir), '--cfg-options', 'train_cfg.max_iters=3',
-        'train_cfg.val_interval=100', 'train_dataloader.batch_size=2',
-        'default_hooks.logger.interval=1'
-    ],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-6000:]
+    log = _run_script(
+        'dist_train.sh',
+        str(config),
+        '2',
+        '--work-dir',
+        str(work_dir),
+        '--cfg-options',
+        'train_cfg.max_iters=3',
+        'train_cfg.val_interval=100',
+        'train_dataloader.batch_size=2',
+        'default_hooks.logger.interval=1',
+        env=env)
     assert 'DRLoss' in log and 'gloo' in log
     assert 'Iter(train) [3/3]' in log
     rank0 = torch.load(work_dir / 'rank0.pth')
@@ -63,19 +74,15 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
     assert cls_bias.abs().max() > 0  # initialised at 0 for prior 0.5
 
     checkpoint = str(work_dir / 'iter_3.pth')
-    proc = subprocess.run([
-        osp.join(ROOT, 'tools', 'dist_test.sh'),
-        str(config), checkpoint, '2', '--work-dir',
-        str(tmp_path / 'dist_test')
-    ],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-6000:]
-    distributed = _metrics(log)
+    distributed = _metrics(
+        _run_script(
+            'dist_test.sh',
+            str(config),
+            checkpoint,
+            '2',
+            '--work-dir',
+            str(tmp_path / 'dist_test'),
+            env=env))
     single = _metrics(
         run_tool(
             'tools/test.py',
