@@ -19,10 +19,19 @@ import numpy as np
 import torch
 
 
-def _as_numpy(values, name: str, dtype=np.float64) -> np.ndarray:
+def to_numpy(values, dtype=np.float64) -> np.ndarray:
+    """An array of ``dtype`` from a list, an array or a tensor of any device
+    and float type (NumPy has no bfloat16, so floats go through float64)."""
     if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values, dtype=dtype)
+        values = values.detach().cpu()
+        if values.is_floating_point():
+            values = values.double()
+        values = values.numpy()
+    return np.asarray(values, dtype=dtype)
+
+
+def _as_numpy(values, name: str, dtype=np.float64) -> np.ndarray:
+    array = to_numpy(values, dtype)
     if array.size == 0:
         raise ValueError(f'{name} is empty: no calibration error is defined')
     return array

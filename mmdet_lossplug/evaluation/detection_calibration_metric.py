@@ -20,7 +20,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
-import torch
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.evaluation.functional import bbox_overlaps
 from mmdet.registry import METRICS
@@ -29,7 +28,7 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.visualization import Visualizer
 
-from .calibration import adaptive_ece, ece, mce
+from .calibration import adaptive_ece, ece, mce, to_numpy
 from .reliability_diagram import plot_reliability_diagram
 
 # Outcome of a detection at one IoU threshold.
@@ -84,11 +83,7 @@ def match_detections(bboxes: np.ndarray, scores: np.ndarray,
 def _numpy(values, dtype) -> np.ndarray:
     if hasattr(values, 'tensor'):  # mmdet's box types
         values = values.tensor
-    if isinstance(values, torch.Tensor):
-        values = values.detach().float().cpu() if values.is_floating_point(
-        ) else values.detach().cpu()
-        values = values.numpy()
-    return np.asarray(values, dtype=dtype)
+    return to_numpy(values, dtype)
 
 
 def iou_key(iou_thr: float) -> str:
@@ -156,7 +151,6 @@ class DetectionCalibrationMetric(BaseMetric):
         self.n_bins = n_bins
         self.score_thr = score_thr
         self.out_dir = out_dir
-        self.ann_file = ann_file
         self._coco = None
         if ann_file is not None:
             with get_local_path(ann_file, backend_args=backend_args) as path:
@@ -222,7 +216,7 @@ class DetectionCalibrationMetric(BaseMetric):
             outcomes = np.stack([
                 match_detections(bboxes, scores, labels, *gt, iou_thr=thr)
                 for thr in self.iou_thrs
-            ]).reshape(len(self.iou_thrs), -1)
+            ])
             self.results.append((scores, outcomes))
 
     @staticmethod

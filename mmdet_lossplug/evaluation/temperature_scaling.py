@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .calibration import ece
+from .calibration import ece, to_numpy
 
 # The search grid of Mukhoti et al. (and the SPEC): T = 0.1, 0.2, ..., 10.
 TEMPERATURE_GRID = np.round(np.arange(1, 101) * 0.1, 1)
@@ -36,7 +36,7 @@ def temper_scores(scores, temperature: float):
     an array in, the same out. Scores of exactly 0 and 1 stay put."""
     temperature = check_temperature(temperature)
     tensor = scores if isinstance(scores, torch.Tensor) else torch.as_tensor(
-        np.asarray(scores, dtype=np.float64))
+        to_numpy(scores))
     # float64 so that the logit of float32 scores near 1 stays finite.
     tempered = torch.sigmoid(torch.logit(tensor.double()) / temperature)
     if isinstance(scores, torch.Tensor):
@@ -70,8 +70,8 @@ def fit_temperature_nll(confidences,
     Returns:
         tuple[float, float]: ``T`` and the NLL there.
     """
-    conf = torch.as_tensor(np.asarray(confidences, dtype=np.float64))
-    hits = torch.as_tensor(np.asarray(correct, dtype=np.float64))
+    conf = torch.as_tensor(to_numpy(confidences))
+    hits = torch.as_tensor(to_numpy(correct))
     if conf.numel() == 0 or conf.shape != hits.shape:
         raise ValueError('need equally many confidences and outcomes, and '
                          f'at least one; got {tuple(conf.shape)} and '

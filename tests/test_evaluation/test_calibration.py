@@ -43,6 +43,10 @@ def test_calibrated_sample_has_small_errors_and_torch_equals_numpy():
     assert ece(overconfident, correct) > 0.08
     assert ece(torch.from_numpy(conf),
                torch.from_numpy(correct)) == ece(conf, correct)
+    # NumPy has no bfloat16: such tensors are read through float64.
+    half = torch.from_numpy(conf[:1000]).bfloat16()
+    assert ece(half, correct[:1000]) == ece(half.double().numpy(),
+                                            correct[:1000])
 
 
 def test_classwise_nll_brier_by_hand():
