@@ -7,15 +7,15 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+
+from mmdet_lossplug.engine.hooks.runner_model import unwrapped_model
 
 
 @HOOKS.register_module()
 class SaveRankWeightsHook(Hook):
 
     def after_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         torch.save({
             k: v.detach().cpu()
             for k, v in model.state_dict().items()

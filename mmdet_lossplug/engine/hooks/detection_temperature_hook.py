@@ -9,9 +9,9 @@ wrapper, and is removed again when the loop ends.
 from mmdet.registry import HOOKS
 from mmdet.structures import DetDataSample
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from ...evaluation.temperature_scaling import check_temperature, temper_scores
+from .runner_model import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -41,8 +41,7 @@ class DetectionTemperatureHook(Hook):
         return outputs
 
     def _attach(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         self._handle = model.register_forward_hook(self._temper_outputs)
 
     def _detach(self, runner) -> None:

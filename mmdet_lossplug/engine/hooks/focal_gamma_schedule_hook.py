@@ -9,10 +9,10 @@ from typing import Optional, Sequence
 from mmdet.models.losses import FocalLoss
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from ...models.losses import AdaptiveFocalLoss
 from ...models.losses.poly_loss import SigmoidFocalPolyLossBase
+from .runner_model import unwrapped_model
 
 # The paper's 350-epoch schedules (gamma 5 for 100 epochs, 3 for 150, then
 # 2 or 1 for 100) scaled to MMDetection's 12-epoch 1x: 100/350 * 12 = 3.4
@@ -80,8 +80,7 @@ class FocalGammaScheduleHook(Hook):
         return self.gammas[bisect_right(self.milestones, step)]
 
     def _apply(self, runner, step: int) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         gamma = self.gamma_at(step)
         if set_focal_gamma(model, gamma) == 0:
             raise RuntimeError('FocalGammaScheduleHook: the model has no '

@@ -26,8 +26,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from torch import Tensor
+
+from .runner_model import unwrapped_model
 
 
 def positive_negative_scores(
@@ -134,8 +135,7 @@ class ScoreDistributionHook(Hook):
         self._handles = []
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         modules = dict(model.named_modules())
         names = self.loss_names or [
             n for n in modules if n.split('.')[-1] == 'loss_cls'
@@ -167,7 +167,6 @@ class ScoreDistributionHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None):
         self._recording = self.every_n_train_iters(runner, self.interval)
-        self._records.clear()
 
     def after_train_iter(self,
                          runner,
