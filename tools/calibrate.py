@@ -19,6 +19,7 @@ import json
 import os
 import os.path as osp
 from pprint import pformat
+from typing import Optional
 
 import mmengine
 from mmdet.registry import DATASETS
@@ -79,33 +80,50 @@ def ground_truth_file(cfg, ann_file):
                      '--ann-file or give the test_evaluator an ann_file')
 
 
-def build_evaluator(cfg, args, ann_file, dataset_meta, out_dir) -> Evaluator:
-    """The config's metrics (AP), with the calibration metric set to report
-    at ``args.iou_thrs`` and draw its diagrams into ``out_dir``."""
+def build_ap_evaluator(cfg, dataset_meta) -> Evaluator:
+    """The config's other metrics (AP): D-ECE comes from the matcher."""
     metrics = [
         m for m in metric_cfgs(cfg)
         if m['type'] not in ('DetectionCalibrationMetric', 'DumpDetResults',
                              'DumpResults')
     ]
-    metrics.append(
-        dict(
-            type='DetectionCalibrationMetric',
-            iou_thrs=tuple(args.iou_thrs),
-            n_bins=args.n_bins,
-            ann_file=ann_file,
-            out_dir=out_dir))
     evaluator = Evaluator(metrics)
     evaluator.dataset_meta = dataset_meta
     return evaluator
 
 
-def fit(predictions, args, ann_file, dataset_meta) -> dict:
-    """Both temperatures from the matches at ``--fit-iou-thr``."""
+def match(predictions, args, ann_file,
+          dataset_meta) -> DetectionCalibrationMetric:
+    """Match every detection once, at every reported IoU threshold. The
+    temperature keeps the order of scores, so the matches hold for the
+    tempered scores too."""
     matcher = DetectionCalibrationMetric(
-        iou_thrs=(args.fit_iou_thr, ), n_bins=args.n_bins, ann_file=ann_file)
+        iou_thrs=tuple(args.iou_thrs), n_bins=args.n_bins, ann_file=ann_file)
     matcher.dataset_meta = dataset_meta
     matcher.process(None, predictions)
-    conf, hits = matcher.counted_detections(matcher.results)
+    return matcher
+
+
+def calibration_errors(matcher, temperature: Optional[float],
+                       out_dir: str) -> dict:
+    """D-ECE, adaptive D-ECE and D-MCE of the matched detections, their
+    scores tempered by ``temperature`` (``None``: as predicted); the
+    diagrams go to ``out_dir``."""
+    matcher.out_dir = out_dir
+    results = matcher.results if temperature is None else [
+        (temper_scores(scores, temperature), outcomes)
+        for scores, outcomes in matcher.results
+    ]
+    return {
+        f'{matcher.prefix}/{name}': value
+        for name, value in matcher.compute_metrics(results).items()
+    }
+
+
+def fit(matcher, args) -> dict:
+    """Both temperatures from the matches at ``--fit-iou-thr``."""
+    conf, hits = matcher.counted_detections(
+        matcher.results, args.iou_thrs.index(args.fit_iou_thr))
     if not len(conf):
         raise ValueError('no detections to fit a temperature on')
     t_grid, d_ece = fit_temperature_grid(conf, hits, args.n_bins)
@@ -168,14 +186,17 @@ def main(argv=None):
     dataset_meta = DATASETS.build(cfg.test_dataloader.dataset).metainfo
     ann_file = ground_truth_file(cfg, args.ann_file)
 
-    fits = fit(predictions, args, ann_file, dataset_meta)
+    matcher = match(predictions, args, ann_file, dataset_meta)
+    fits = fit(matcher, args)
     temperature = fits[args.objective]['temperature']
-    before = build_evaluator(cfg, args, ann_file, dataset_meta,
-                             osp.join(work_dir, 'before')).offline_evaluate(
-                                 copy.deepcopy(predictions))
-    after = build_evaluator(cfg, args, ann_file, dataset_meta,
-                            osp.join(work_dir, 'after')).offline_evaluate(
-                                tempered(predictions, temperature))
+    ap_evaluator = build_ap_evaluator(cfg, dataset_meta)
+    before = dict(
+        ap_evaluator.offline_evaluate(copy.deepcopy(predictions)),
+        **calibration_errors(matcher, None, osp.join(work_dir, 'before')))
+    after = dict(
+        ap_evaluator.offline_evaluate(tempered(predictions, temperature)),
+        **calibration_errors(matcher, temperature, osp.join(work_dir,
+                                                            'after')))
     ap_keys = [k for k in before if '_mAP' in k]
     moved = {k: after[k] - before[k] for k in ap_keys}
     if any(abs(d) > AP_TOLERANCE for d in moved.values()):
