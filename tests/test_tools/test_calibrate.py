@@ -25,6 +25,8 @@ def test_fit_write_and_apply_a_temperature(tmp_path, shapes_root):
         '--work-dir',
         str(tmp_path / 'train'),
         '--cfg-options',
+        # seeded: the fitted temperature below must not come out as 1
+        'randomness.seed=0',
         'train_cfg.max_iters=4',
         'train_cfg.val_interval=100',
         'default_hooks.checkpoint.interval=4',
