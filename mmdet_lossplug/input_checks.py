@@ -3,13 +3,47 @@ value.
 
 A wrong shape or an out-of-range label otherwise surfaces as an index error
 deep inside ``gather``/``one_hot`` (or a device-side assert on CUDA), and a
-NaN logit as a NaN loss many iterations later. These checks cost one host
-sync per call, which is small next to a detector's forward pass.
+NaN logit as a NaN loss many iterations later.
+
+Shape, dtype and argument checks are free and raise at once. Checks of
+tensor *values* go through :func:`check_values`, which never waits for an
+accelerator: on the CPU (where reading a value costs no sync) it raises at
+once; on CUDA, and whenever ``torch.compile`` traces the loss, it queues a
+device-side assert that fails the next synchronising call (e.g. the
+logger's ``loss.item()``). ``MMDET_LOSSPLUG_EAGER_CHECKS=1`` (or
+:func:`set_eager_checks`) makes CUDA checks raise at once, with a host sync
+per check, for debugging.
 """
+import os
 from typing import Optional
 
 import torch
 from torch import Tensor
+
+
+_eager_checks = os.getenv('MMDET_LOSSPLUG_EAGER_CHECKS', '0') == '1'
+
+
+def set_eager_checks(enabled: bool) -> None:
+    """Raise value errors on accelerators at once (a host sync per check)
+    instead of through a device-side assert at the next sync."""
+    global _eager_checks
+    _eager_checks = bool(enabled)
+
+
+def check_values(ok: Tensor, message: str) -> None:
+    """Raise ``ValueError(message)`` unless the boolean scalar ``ok`` holds,
+    without a host sync on an accelerator (see the module docstring).
+
+    Under ``torch.compile`` and on an accelerator (eager checks off) the
+    check is ``torch._assert_async``: a ``RuntimeError`` carrying
+    ``message`` on the CPU, a device-side assert on CUDA.
+    """
+    if torch.compiler.is_compiling() or (ok.device.type != 'cpu'
+                                         and not _eager_checks):
+        torch._assert_async(ok, message)
+    elif not bool(ok):
+        raise ValueError(message)
 
 
 def check_epsilon(epsilon: float, name: str = 'epsilon') -> float:
