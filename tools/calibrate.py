@@ -81,7 +81,7 @@ def ground_truth_file(cfg, ann_file):
 
 
 def build_ap_evaluator(cfg, dataset_meta) -> Evaluator:
-    """The config's other metrics (AP): D-ECE comes from the matcher."""
+    """The config's other metrics (AP): calibration comes from judge()."""
     metrics = [
         m for m in metric_cfgs(cfg)
         if m['type'] not in ('DetectionCalibrationMetric', 'DumpDetResults',
@@ -92,38 +92,39 @@ def build_ap_evaluator(cfg, dataset_meta) -> Evaluator:
     return evaluator
 
 
-def match(predictions, args, ann_file,
-          dataset_meta) -> DetectionCalibrationMetric:
-    """Match every detection once, at every reported IoU threshold. The
-    temperature keeps the order of scores, so the matches hold for the
-    tempered scores too."""
-    matcher = DetectionCalibrationMetric(
+def judge(predictions, args, ann_file, dataset_meta):
+    """COCOeval's verdict on every detection at every reported IoU
+    threshold (and LaECE's). The temperature keeps the order of scores, so
+    the verdicts hold for the tempered scores too."""
+    metric = DetectionCalibrationMetric(
         iou_thrs=tuple(args.iou_thrs), n_bins=args.n_bins, ann_file=ann_file)
-    matcher.dataset_meta = dataset_meta
-    matcher.process(None, predictions)
-    return matcher
+    metric.dataset_meta = dataset_meta
+    metric.process(None, predictions)
+    return (metric, *metric.judge(metric.results))
 
 
-def calibration_errors(matcher, temperature: Optional[float],
+def calibration_errors(judged, temperature: Optional[float],
                        out_dir: str) -> dict:
-    """D-ECE, adaptive D-ECE and D-MCE of the matched detections, their
-    scores tempered by ``temperature`` (``None``: as predicted); the
-    diagrams go to ``out_dir``."""
-    matcher.out_dir = out_dir
-    results = matcher.results if temperature is None else [
-        (temper_scores(scores, temperature), outcomes)
-        for scores, outcomes in matcher.results
-    ]
-    return {
-        f'{matcher.prefix}/{name}': value
-        for name, value in matcher.compute_metrics(results).items()
-    }
+    """D-ECE family, LaECE and LRP of the judged detections, their scores
+    tempered by ``temperature`` (``None``: as predicted); the diagrams go
+    to ``out_dir``."""
+    metric, scores, labels, verdicts = judged
+    if temperature is not None:
+        scores = temper_scores(scores, temperature)
+    errors = metric.calibration_errors(scores, labels, verdicts)
+    metric.out_dir = out_dir
+    for index, thr in enumerate(metric.iou_thrs):
+        conf, hits = metric.counted(scores, verdicts, index)
+        if len(conf):
+            metric.save_diagram(conf, hits, thr)
+    return {f'{metric.prefix}/{name}': value for name, value in errors.items()}
 
 
-def fit(matcher, args) -> dict:
-    """Both temperatures from the matches at ``--fit-iou-thr``."""
-    conf, hits = matcher.counted_detections(
-        matcher.results, args.iou_thrs.index(args.fit_iou_thr))
+def fit(judged, args) -> dict:
+    """Both temperatures from the verdicts at ``--fit-iou-thr``."""
+    metric, scores, _, verdicts = judged
+    conf, hits = metric.counted(scores, verdicts,
+                                args.iou_thrs.index(args.fit_iou_thr))
     if not len(conf):
         raise ValueError('no detections to fit a temperature on')
     t_grid, d_ece = fit_temperature_grid(conf, hits, args.n_bins)
@@ -186,17 +187,16 @@ def main(argv=None):
     dataset_meta = DATASETS.build(cfg.test_dataloader.dataset).metainfo
     ann_file = ground_truth_file(cfg, args.ann_file)
 
-    matcher = match(predictions, args, ann_file, dataset_meta)
-    fits = fit(matcher, args)
+    judged = judge(predictions, args, ann_file, dataset_meta)
+    fits = fit(judged, args)
     temperature = fits[args.objective]['temperature']
     ap_evaluator = build_ap_evaluator(cfg, dataset_meta)
     before = dict(
         ap_evaluator.offline_evaluate(copy.deepcopy(predictions)),
-        **calibration_errors(matcher, None, osp.join(work_dir, 'before')))
+        **calibration_errors(judged, None, osp.join(work_dir, 'before')))
     after = dict(
         ap_evaluator.offline_evaluate(tempered(predictions, temperature)),
-        **calibration_errors(matcher, temperature, osp.join(work_dir,
-                                                            'after')))
+        **calibration_errors(judged, temperature, osp.join(work_dir, 'after')))
     ap_keys = [k for k in before if '_mAP' in k]
     moved = {k: after[k] - before[k] for k in ap_keys}
     if any(abs(d) > AP_TOLERANCE for d in moved.values()):
@@ -209,7 +209,7 @@ def main(argv=None):
     calibration_keys = [
         f'calibration/{name}_{iou_key(t)}' for t in sorted(args.iou_thrs)
         for name in ('d_ece', 'adaptive_d_ece', 'd_mce')
-    ]
+    ] + ['calibration/laece', 'calibration/lrp']
     report = dict(
         fits,
         objective=args.objective,

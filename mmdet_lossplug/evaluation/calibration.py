@@ -9,9 +9,12 @@ With predictions grouped into bins ``B_b`` by confidence,
     \mathrm{conf}(B_b)|, \qquad
     \mathrm{MCE} = \max_b |\mathrm{acc}(B_b) - \mathrm{conf}(B_b)|;
 
-ECE and MCE bin by equal width on ``[0, 1]`` (``(lo, hi]``, 0 in the first
-bin), AdaECE by equal mass (sorted confidences split into ``n_bins`` runs
-whose sizes differ by at most one). NumPy arrays or tensors in, a float out.
+ECE and MCE bin by equal width on ``[0, 1]`` (``(lo, hi]`` between the
+edges ``linspace(0, 1, n_bins + 1)``, 0 in the first bin), AdaECE by
+equal mass (sorted confidences split into ``n_bins`` runs whose sizes
+differ by at most one). NumPy arrays or tensors in, a float out.
+Confidences and probabilities must lie in ``[0, 1]``, outcomes be 0/1 and
+labels whole numbers; anything else is a ``ValueError`` naming the argument.
 """
 from typing import List
 
@@ -37,29 +40,53 @@ def _as_numpy(values, name: str, dtype=np.float64) -> np.ndarray:
     return array
 
 
+def check_probabilities(values: np.ndarray, name: str) -> np.ndarray:
+    """``values`` unchanged if every one is a number in ``[0, 1]``."""
+    if not np.all((values >= 0) & (values <= 1)):  # False for NaN too
+        bad = values[~((values >= 0) & (values <= 1))]
+        raise ValueError(f'{name} must lie in [0, 1] (no NaN), got e.g. '
+                         f'{bad.ravel()[0]}')
+    return values
+
+
+def check_n_bins(n_bins) -> int:
+    """``n_bins`` as an int if it is a whole number >= 1."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)):
+        raise ValueError(f'n_bins must be an int >= 1, got {n_bins!r}')
+    if n_bins < 1:
+        raise ValueError(f'n_bins must be >= 1, got {n_bins}')
+    return int(n_bins)
+
+
 def _confidences_and_correct(confidences, correct):
-    conf = _as_numpy(confidences, 'confidences').ravel()
+    conf = check_probabilities(
+        _as_numpy(confidences, 'confidences').ravel(), 'confidences')
     hits = _as_numpy(correct, 'correct').ravel()
     if conf.shape != hits.shape:
         raise ValueError(f'confidences {conf.shape} and correct {hits.shape}'
                          ' must have the same size')
-    if not np.all((conf >= 0) & (conf <= 1)):
-        raise ValueError('confidences must lie in [0, 1]')
+    if not np.all((hits == 0) | (hits == 1)):
+        raise ValueError('correct must hold 0/1 (or bool) outcomes, got '
+                         f'{np.unique(hits[(hits != 0) & (hits != 1)])[:5]}')
     return conf, hits
 
 
+def equal_width_bin_index(conf: np.ndarray, n_bins: int) -> np.ndarray:
+    """The equal-width bin of each confidence: bin ``b`` holds
+    ``(e_b, e_{b+1}]`` for the edges ``e = linspace(0, 1, n_bins + 1)``,
+    and 0 joins bin 0 (the bins of fiveai/detection_calibration)."""
+    edges = np.linspace(0, 1, check_n_bins(n_bins) + 1)
+    return np.clip(np.searchsorted(edges, conf, side='left') - 1, 0, None)
+
+
 def _equal_width_bins(conf: np.ndarray, n_bins: int) -> List[np.ndarray]:
-    if n_bins < 1:
-        raise ValueError(f'n_bins must be >= 1, got {n_bins}')
-    # Bin b holds (b / n, (b + 1) / n]; a confidence of 0 joins bin 0.
-    index = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    index = equal_width_bin_index(conf, n_bins)
     return [np.flatnonzero(index == b) for b in range(n_bins)]
 
 
 def _equal_mass_bins(conf: np.ndarray, n_bins: int) -> List[np.ndarray]:
-    if n_bins < 1:
-        raise ValueError(f'n_bins must be >= 1, got {n_bins}')
-    return np.array_split(np.argsort(conf, kind='stable'), n_bins)
+    return np.array_split(
+        np.argsort(conf, kind='stable'), check_n_bins(n_bins))
 
 
 def reliability_bins(confidences, correct, n_bins: int = 15):
@@ -108,8 +135,12 @@ def mce(confidences, correct, n_bins: int = 15) -> float:
 
 
 def _probs_and_labels(probs, labels):
-    p = _as_numpy(probs, 'probs')
-    y = _as_numpy(labels, 'labels', dtype=np.int64).ravel()
+    p = check_probabilities(_as_numpy(probs, 'probs'), 'probs')
+    y = _as_numpy(labels, 'labels').ravel()
+    if not np.all(y == np.round(y)):  # also catches NaN
+        raise ValueError('labels must be whole class indices, got e.g. '
+                         f'{y[y != np.round(y)][0]}')
+    y = y.astype(np.int64)
     if p.ndim != 2 or p.shape[0] != y.shape[0]:
         raise ValueError(f'probs must be (N, K) for {y.shape[0]} labels, got '
                          f'{p.shape}')

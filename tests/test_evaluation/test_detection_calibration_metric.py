@@ -1,6 +1,8 @@
-"""D-ECE: matching on hand-made images, the metric on constructed
-detections with a known answer, netcal's detection ECE, COCO-file ground
-truth equal to data-sample ground truth, diagrams, bad input."""
+"""D-ECE, LaECE and LRP of DetectionCalibrationMetric on scenes whose
+answer is worked out by hand (crowd, maxDets, score order, a ground truth
+taken once, bin edges), COCOeval's own AP recomputed from the metric's
+verdicts, netcal's detection ECE, COCO-file ground truth equal to
+data-sample ground truth, diagrams, bad input."""
 import json
 import os.path as osp
 
@@ -9,11 +11,12 @@ import pytest
 import torch
 from mmdet.registry import METRICS
 from mmengine.visualization import LocalVisBackend, Visualizer
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
-from mmdet_lossplug.evaluation import (DetectionCalibrationMetric, ece,
-                                       match_detections)
-from mmdet_lossplug.evaluation.detection_calibration_metric import (
-    FALSE_POSITIVE, IGNORED, TRUE_POSITIVE)
+from mmdet_lossplug.evaluation import DetectionCalibrationMetric
+from mmdet_lossplug.evaluation.coco_matching import (FALSE_POSITIVE, IGNORED,
+                                                     TRUE_POSITIVE)
 
 TP, FP, IGN = TRUE_POSITIVE, FALSE_POSITIVE, IGNORED
 
@@ -22,62 +25,235 @@ def _box(x, y, w=10.0, h=10.0):
     return [x, y, x + w, y + h]
 
 
-def test_match_greedy_by_score_per_class():
-    gt = np.array([_box(0, 0), _box(50, 50)], dtype=np.float32)
-    gt_labels = np.array([0, 0])
-    dets = np.array(
-        [
-            _box(0, 0),  # exact on gt 0, but scored lower than the next
-            _box(1, 0),  # IoU 9/11 with gt 0, highest score: takes it
-            _box(50, 50),  # gt 1, wrong class
-            _box(51, 50),  # gt 1, right class
-            _box(50, 55),  # gt 1 again (IoU 1/3), already taken anyway
-        ],
-        dtype=np.float32)
-    scores = np.array([0.6, 0.9, 0.8, 0.5, 0.4])
-    labels = np.array([0, 0, 1, 0, 0])
-    outcome = match_detections(dets, scores, labels, gt, gt_labels,
-                               np.zeros(2, bool), 0.5)
-    assert outcome.tolist() == [FP, TP, FP, TP, FP]
-    # At IoU 0.85 the 9/11 overlap no longer counts: the exact box matches.
-    outcome = match_detections(dets, scores, labels, gt, gt_labels,
-                               np.zeros(2, bool), 0.85)
-    assert outcome.tolist() == [TP, FP, FP, FP, FP]
-
-
-def test_match_ignored_ground_truth_and_empty_images():
-    gt = np.array([_box(0, 0), _box(30, 30)], dtype=np.float32)
-    dets = np.array([_box(0, 0), _box(30, 30), _box(80, 80)], dtype=np.float32)
-    outcome = match_detections(dets, np.array([0.9, 0.8, 0.7]),
-                               np.zeros(3, int), gt, np.zeros(2, int),
-                               np.array([False, True]), 0.5)
-    assert outcome.tolist() == [TP, IGN, FP]
-    no_gt = match_detections(dets, np.array([0.9, 0.8, 0.7]), np.zeros(3, int),
-                             np.zeros((0, 4), np.float32), np.zeros(0, int),
-                             np.zeros(0, bool), 0.5)
-    assert no_gt.tolist() == [FP, FP, FP]
-    no_dets = match_detections(
-        np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0, int), gt,
-        np.zeros(2, int), np.zeros(2, bool), 0.5)
-    assert no_dets.shape == (0, )
-
-
-def _sample(img_id, dets, scores, labels, gt, gt_labels, ignored=None):
+def _sample(img_id,
+            dets,
+            scores,
+            labels,
+            gt,
+            gt_labels,
+            crowd=None,
+            crowd_labels=None):
     """A data sample as the evaluator hands it to metrics (a dict)."""
     sample = dict(
         img_id=img_id,
         pred_instances=dict(
             bboxes=torch.tensor(dets, dtype=torch.float32).reshape(-1, 4),
             scores=torch.tensor(scores, dtype=torch.float32),
-            labels=torch.tensor(labels)),
+            labels=torch.tensor(labels, dtype=torch.long)),
         gt_instances=dict(
             bboxes=torch.tensor(gt, dtype=torch.float32).reshape(-1, 4),
-            labels=torch.tensor(gt_labels)))
-    if ignored is not None:
+            labels=torch.tensor(gt_labels, dtype=torch.long)))
+    if crowd is not None:
         sample['ignored_instances'] = dict(
-            bboxes=torch.tensor(ignored, dtype=torch.float32).reshape(-1, 4),
-            labels=torch.zeros(len(ignored), dtype=torch.long))
+            bboxes=torch.tensor(crowd, dtype=torch.float32).reshape(-1, 4),
+            labels=torch.tensor(
+                crowd_labels if crowd_labels is not None else [0] * len(crowd),
+                dtype=torch.long))
     return sample
+
+
+def _evaluate(samples, **kwargs):
+    metric = DetectionCalibrationMetric(**kwargs)
+    metric.process({}, samples)
+    return metric.compute_metrics(metric.results)
+
+
+def test_detection_on_a_crowd_region_is_ignored_as_coco_does():
+    # The issue's case: one image, a correct detection (0.9) and one inside
+    # a crowd region (0.8). Its IoU with the crowd box is 100 / 10000, but
+    # COCO measures crowd overlap over the detection's area (1.0): ignored.
+    # Left: the 0.9 true positive alone, D-ECE |1 - 0.9| = 10 %.
+    sample = _sample(
+        1, [_box(0, 0), _box(120, 120)], [0.9, 0.8], [0, 0], [_box(0, 0)], [0],
+        crowd=[_box(100, 100, 100, 100)])
+    results = _evaluate([sample], iou_thrs=0.5)
+    assert results['d_ece_50'] == pytest.approx(0.10)
+    # Two detections on one crowd region: a crowd takes any number.
+    sample = _sample(
+        1, [_box(0, 0), _box(120, 120),
+            _box(150, 150)], [0.9, 0.8, 0.7], [0, 0, 0], [_box(0, 0)], [0],
+        crowd=[_box(100, 100, 100, 100)])
+    assert _evaluate([sample], iou_thrs=0.5)['d_ece_50'] == pytest.approx(0.1)
+
+
+def test_max_dets_leaves_the_lowest_scores_unjudged():
+    # One object; a correct detection scored below two wrong ones.
+    sample = _sample(
+        1, [_box(50, 50), _box(80, 80), _box(0, 0)], [0.9, 0.8, 0.7],
+        [0, 0, 0], [_box(0, 0)], [0])
+    # maxDets 2: only the two false positives are judged: (0.9 + 0.8) / 2.
+    limited = _evaluate([sample], iou_thrs=0.5, max_dets=2)
+    assert limited['d_ece_50'] == pytest.approx(0.85)
+    # All three, one per bin: (0.9 + 0.8 + |1 - 0.7|) / 3.
+    everything = _evaluate([sample], iou_thrs=0.5)
+    assert everything['d_ece_50'] == pytest.approx(2 / 3)
+
+
+def test_matching_by_score_and_each_ground_truth_once():
+    # One object; d1 exact (score 0.6), d2 IoU 9/11 (0.9), d3 IoU 9/11 (0.3).
+    # COCO takes them by score: d2 takes the object, d1 and d3 find it
+    # taken. Ten bins, one detection each: D-ECE is the mean of
+    # |outcome - score| = (|0 - .6| + |1 - .9| + |0 - .3|) / 3 = 1/3.
+    # Matched in input order instead: (.4 + .9 + .3) / 3; with the object
+    # free for every detection: (.4 + .1 + .7) / 3.
+    sample = _sample(
+        1, [_box(0, 0), _box(1, 0), _box(0, 1)], [0.6, 0.9, 0.3], [0, 0, 0],
+        [_box(0, 0)], [0])
+    results = _evaluate([sample], iou_thrs=(0.5, 0.85))
+    assert results['d_ece_50'] == pytest.approx(1 / 3)
+    # At IoU 0.85 only d1 (exact) can match: (.4 + .9 + .3) / 3.
+    assert results['d_ece_85'] == pytest.approx(1.6 / 3)
+
+
+def test_bins_are_right_closed():
+    # Three objects, all found: scores 0.5 (hit), 0.4 (miss), 0.9 (hit),
+    # two bins. (0, .5] holds 0.4 and 0.5: confidence .45, precision .5,
+    # weight 2/3; (.5, 1] holds 0.9: gap .1, weight 1/3. D-ECE 1/15.
+    # Were 0.5 in the upper bin: .4 / 3 + .3 * 2 / 3 = 1/3.
+    sample = _sample(
+        1, [_box(0, 0), _box(200, 0), _box(60, 0)], [0.5, 0.4, 0.9], [0, 0, 0],
+        [_box(0, 0), _box(30, 0), _box(60, 0)], [0, 0, 0])
+    results = _evaluate([sample], iou_thrs=0.5, n_bins=2)
+    assert results['d_ece_50'] == pytest.approx(1 / 15)
+    assert results['d_mce_50'] == pytest.approx(0.1)
+
+
+def _laece_scene():
+    """Four classes. Detections inside a 10x10 object cover a fraction of
+    it, so their IoU is that fraction: 8x10 -> 0.8."""
+    image1 = _sample(
+        1,
+        [_box(0, 0, 8, 10), _box(50, 50, 5, 10)],
+        [0.9, 0.5],
+        [0, 1],  # class 0 IoU 0.8, class 1 IoU 0.5
+        [_box(0, 0), _box(50, 50)],
+        [0, 1])
+    image2 = _sample(
+        2,
+        [_box(0, 0, 6, 10), _box(110, 110)],
+        [0.2, 0.95],
+        [0, 0],  # class 0 IoU 0.6; the other is on a crowd region
+        [_box(0, 0), _box(300, 0),
+         _box(300, 50),
+         _box(300, 100)],
+        [0, 3, 3, 3],  # class 3: three objects, never detected
+        crowd=[_box(100, 100, 50, 50)])
+    image3 = _sample(  # no ground truth: both false positives
+        3, [_box(0, 0), _box(20, 20)], [0.5, 0.7], [0, 2], [], [])
+    return [image1, image2, image3]
+
+
+def test_laece_and_lrp_by_hand():
+    results = _evaluate(
+        _laece_scene(), laece_iou_thr=0.1, laece_n_bins=2, iou_thrs=0.5)
+    # Class 0: scores .9 (IoU .8), .5 (false positive, IoU 0), .2 (IoU .6);
+    # the crowd detection is ignored. Bins (0, .5]: {.5, .2}, IoU sum .6,
+    # score sum .7; (.5, 1]: {.9}, .8 against .9. LaECE_0 = (|.6 - .7| +
+    # |.8 - .9|) / 3 = 1/15. Class 1: .5 with IoU .5: 0. Class 2 has no
+    # ground truth and class 3 no detections: left out. Mean 1/30.
+    assert results['laece'] == pytest.approx(1 / 30)
+    # LRP at tau = .1, per class (sum(1 - IoU) / .9 + FP + FN) / (TP + FP +
+    # FN): class 0 (.6 / .9 + 1 + 0) / 3 = 5/9; class 1 (.5 / .9) / 1 =
+    # 5/9; class 3 no TP: 1. Mean 19/27.
+    assert results['lrp'] == pytest.approx(19 / 27)
+    # Localisation: class 0 .6 / 2, class 1 .5 / 1; FP share: 1/3 and 0;
+    # FN share: 0, 0 and 3/3.
+    assert results['lrp_loc'] == pytest.approx(0.4)
+    assert results['lrp_fp'] == pytest.approx(1 / 6)
+    assert results['lrp_fn'] == pytest.approx(1 / 3)
+
+
+def _coco_ap_from_verdicts(scores, labels, verdicts, thr_index, label):
+    """COCO's 101-point interpolated AP of one class, recomputed from the
+    metric's verdicts (the accumulate step of COCOeval, written out)."""
+    outcomes = verdicts.outcomes[thr_index]
+    keep = (labels == label) & (outcomes != IGNORED)
+    order = np.argsort(-scores[keep], kind='mergesort')
+    hits = outcomes[keep][order] == TP
+    tp, fp = np.cumsum(hits), np.cumsum(~hits)
+    recall = tp / verdicts.num_gt[label]
+    precision = tp / np.maximum(tp + fp, np.spacing(1))
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    points = np.searchsorted(recall, np.linspace(0, 1, 101), side='left')
+    return np.sum(precision[points[points < len(precision)]]) / 101
+
+
+def test_verdicts_give_cocoevals_own_ap():
+    rng = np.random.default_rng(0)
+    samples = []
+    for img_id in range(30):
+        gt = rng.uniform(0, 200, (6, 2))
+        gt = np.concatenate([gt, gt + rng.uniform(10, 40, (6, 2))], 1)
+        crowd = rng.uniform(0, 200, (1, 2))
+        crowd = np.concatenate([crowd, crowd + 60], 1)
+        dets = np.concatenate([gt, crowd])[rng.integers(0, 7, 30)]
+        dets = dets + rng.normal(0, 4, (30, 4))
+        samples.append(
+            _sample(
+                img_id,
+                dets,
+                rng.uniform(0, 1, 30),
+                rng.integers(0, 2, 30),
+                gt,
+                rng.integers(0, 2, 6),
+                crowd=crowd,
+                crowd_labels=[img_id % 2]))
+    metric = DetectionCalibrationMetric(iou_thrs=(0.5, 0.75), max_dets=10)
+    metric.process({}, samples)
+    scores, labels, verdicts = metric.judge(metric.results)
+    assert (verdicts.outcomes == IGN).any() and (verdicts.outcomes == TP).any()
+
+    # The oracle: COCOeval on a results list loaded the usual way.
+    images, annotations, results = [], [], []
+    for sample in samples:
+        images.append(dict(id=sample['img_id']))
+        gts = [(sample['gt_instances'], 0), (sample['ignored_instances'], 1)]
+        for part, crowd in gts:
+            for box, label in zip(part['bboxes'].tolist(),
+                                  part['labels'].tolist()):
+                annotations.append(
+                    dict(
+                        id=len(annotations) + 1,
+                        image_id=sample['img_id'],
+                        category_id=label,
+                        bbox=[
+                            box[0], box[1], box[2] - box[0], box[3] - box[1]
+                        ],
+                        area=(box[2] - box[0]) * (box[3] - box[1]),
+                        iscrowd=crowd))
+        pred = sample['pred_instances']
+        for box, score, label in zip(pred['bboxes'].tolist(),
+                                     pred['scores'].tolist(),
+                                     pred['labels'].tolist()):
+            results.append(
+                dict(
+                    image_id=sample['img_id'],
+                    category_id=label,
+                    bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                    score=score))
+    coco = COCO()
+    coco.dataset = dict(
+        images=images,
+        annotations=annotations,
+        categories=[dict(id=0), dict(id=1)])
+    coco.createIndex()
+    evaluator = COCOeval(coco, coco.loadRes(results), 'bbox')
+    evaluator.params.iouThrs = np.array([0.5, 0.75])
+    evaluator.params.maxDets = [10]
+    evaluator.evaluate()
+    evaluator.accumulate()
+    for t in range(2):
+        for label in range(2):
+            ours = _coco_ap_from_verdicts(scores, labels, verdicts, t, label)
+            reference = evaluator.eval['precision'][t, :, label, 0, 0].mean()
+            assert ours == pytest.approx(reference, abs=1e-12), (t, label)
+    # netcal's detection ECE of the judged detections (10 bins).
+    netcal = pytest.importorskip('netcal.metrics')
+    conf, hits = metric.counted(scores, verdicts, 0)
+    reference = netcal.ECE(bins=10, detection=True).measure(conf, hits)
+    assert metric.calibration_errors(scores, labels,
+                                     verdicts)['d_ece_50'] == pytest.approx(
+                                         reference, abs=1e-9)
 
 
 def _known_answer_samples():
@@ -96,7 +272,7 @@ def _known_answer_samples():
         [_box(0, 0), _box(0, 0), _box(60, 0)],
         [0, 1, 0],
         # a detection on a crowd region counts in neither bin
-        ignored=[_box(200, 200)])
+        crowd=[_box(200, 200)])
     image2 = _sample(
         2, [_box(0, 0), _box(30, 0),
             _box(120, 0), _box(140, 0)], [0.9, 0.3, 0.3, 0.3], [1, 1, 1, 1],
@@ -119,28 +295,6 @@ def test_d_ece_known_answer():
     # IoU 0.75: bin 0.9 precision 2/4 (gap 0.4).
     assert results['d_ece_75'] == pytest.approx(0.5 * 0.4 + 0.5 * 0.2)
     assert results['d_mce_75'] == pytest.approx(0.4)
-
-
-def test_metric_equals_ece_of_matches_and_netcal():
-    netcal = pytest.importorskip('netcal.metrics')
-    rng = np.random.default_rng(0)
-    samples = []
-    for img_id in range(40):
-        gt = rng.uniform(0, 200, (6, 2))
-        gt = np.concatenate([gt, gt + rng.uniform(10, 40, (6, 2))], 1)
-        jitter = rng.normal(0, 4, (30, 4))
-        dets = gt[rng.integers(0, 6, 30)] + jitter
-        samples.append(
-            _sample(img_id, dets, rng.uniform(0, 1, 30),
-                    rng.integers(0, 2, 30), gt, rng.integers(0, 2, 6)))
-    metric = DetectionCalibrationMetric(iou_thrs=(0.5, ), n_bins=10)
-    metric.process({}, samples)
-    conf, hits = metric.counted_detections(metric.results)
-    assert len(conf) == 1200 and 0.1 < hits.mean() < 0.9
-    results = metric.compute_metrics(metric.results)
-    assert results['d_ece_50'] == pytest.approx(ece(conf, hits, 10))
-    reference = netcal.ECE(bins=10, detection=True).measure(conf, hits)
-    assert results['d_ece_50'] == pytest.approx(reference, abs=1e-9)
 
 
 def test_coco_file_ground_truth_equals_sample_ground_truth(tmp_path):
@@ -184,10 +338,8 @@ def test_coco_file_ground_truth_equals_sample_ground_truth(tmp_path):
 
 
 def test_score_threshold_drops_low_confidences():
-    metric = DetectionCalibrationMetric(iou_thrs=(0.5, ), score_thr=0.5)
-    metric.process({}, _known_answer_samples())
-    results = metric.compute_metrics(metric.results)
     # Left: the 0.9 bin (3 of 4); the 0.5 detection is on a crowd region.
+    results = _evaluate(_known_answer_samples(), iou_thrs=0.5, score_thr=0.5)
     assert results['d_ece_50'] == pytest.approx(0.15)
 
 
@@ -210,22 +362,48 @@ def test_diagrams_to_out_dir_and_visualizer(tmp_path):
     assert saved == ['reliability_iou50', 'reliability_iou75']
 
 
-def test_bad_input(caplog):
-    with pytest.raises(ValueError, match='iou_thrs'):
-        DetectionCalibrationMetric(iou_thrs=(0.0, ))
-    with pytest.raises(ValueError, match='n_bins'):
-        DetectionCalibrationMetric(n_bins=0)
+def test_metric_names_and_thresholds():
+    results = _evaluate(_known_answer_samples(), iou_thrs=(0.5, 0.504))
+    assert {'d_ece_50', 'd_ece_50p4', 'laece', 'lrp'} <= set(results)
+    # A single number is one threshold.
+    assert DetectionCalibrationMetric(iou_thrs=0.5).iou_thrs == (0.5, )
+    for bad in ((0.5, 0.5), (0.5, 0.5000000001)):
+        with pytest.raises(ValueError, match='same metric name'):
+            DetectionCalibrationMetric(iou_thrs=bad)
+    for bad in ((0.0, ), (), '0.5', (1.5, )):
+        with pytest.raises(ValueError, match='iou_thrs'):
+            DetectionCalibrationMetric(iou_thrs=bad)
+
+
+def test_bad_input():
+    for kwargs, name in ((dict(n_bins=0), 'n_bins'),
+                         (dict(n_bins=2.5), 'n_bins'), (dict(laece_n_bins=0),
+                                                        'n_bins'),
+                         (dict(laece_iou_thr=1.0), 'laece_iou_thr'),
+                         (dict(max_dets=0), 'max_dets'), (dict(score_thr=-0.1),
+                                                          'score_thr')):
+        with pytest.raises(ValueError, match=name):
+            DetectionCalibrationMetric(**kwargs)
     metric = DetectionCalibrationMetric()
+    with pytest.raises(ValueError, match='no images'):
+        metric.compute_metrics([])
     sample = _known_answer_samples()[0]
     del sample['gt_instances']
     with pytest.raises(ValueError, match='LoadAnnotations'):
         metric.process({}, [sample])
+    for bad in (float('nan'), -0.2, 1.5):
+        sample = _known_answer_samples()[0]
+        sample['pred_instances']['scores'][0] = bad
+        with pytest.raises(ValueError, match=r'image 1: .*scores .*\[0, 1\]'):
+            metric.process({}, [sample])
     sample = _known_answer_samples()[0]
-    sample['pred_instances']['scores'][0] = float('nan')
-    with pytest.raises(ValueError, match='NaN'):
+    sample['pred_instances']['scores'] = torch.tensor([0.5, 0.6])
+    with pytest.raises(ValueError, match='5 bboxes, 2 scores'):
         metric.process({}, [sample])
+    assert not metric.results
     # No detections at all: NaN with a warning, not a crash.
     empty = _sample(3, np.zeros((0, 4)), [], [], [_box(0, 0)], [0])
     metric.process({}, [empty])
     results = metric.compute_metrics(metric.results)
-    assert all(np.isnan(v) for v in results.values())
+    assert np.isnan(results['d_ece_50']) and np.isnan(results['laece'])
+    assert results['lrp'] == 1 and results['lrp_fn'] == 1
