@@ -32,6 +32,11 @@ def test_bin_edges_are_right_closed():
     assert ece([0.0, 0.5], [1, 0], n_bins=2) == pytest.approx(0.25)
     assert ece([0.5, 0.5000001], [1, 0],
                n_bins=2) == pytest.approx(0.5 * 0.5 + 0.5 * 0.5000001)
+    # The edges are linspace(0, 1, 26), as fiveai/detection_calibration's:
+    # 0.28 lies in (0.24, 0.28] (edge 7 is 0.28 exactly) although ceil(0.28
+    # * 25) = 8; alone there, gap 0.28, and 0.3 alone in (0.28, 0.32], gap
+    # 0.7: ECE 0.49. In one bin they would give |0.5 - 0.29| = 0.21.
+    assert ece([0.28, 0.3], [0, 1], n_bins=25) == pytest.approx(0.49)
 
 
 def test_calibrated_sample_has_small_errors_and_torch_equals_numpy():
