@@ -1,8 +1,10 @@
 from .cpu_ddp import DeviceAwareDistributedDataParallel
-from .hooks import (DetectionTemperatureHook, FocalGammaScheduleHook,
-                    ScoreDistributionHook, set_focal_gamma)
+from .hooks import (DetectionScoreCalibrationHook, DetectionTemperatureHook,
+                    FocalGammaScheduleHook, ScoreDistributionHook,
+                    set_focal_gamma)
 
 __all__ = [
     'DeviceAwareDistributedDataParallel', 'FocalGammaScheduleHook',
-    'set_focal_gamma', 'ScoreDistributionHook', 'DetectionTemperatureHook'
+    'set_focal_gamma', 'ScoreDistributionHook', 'DetectionTemperatureHook',
+    'DetectionScoreCalibrationHook'
 ]

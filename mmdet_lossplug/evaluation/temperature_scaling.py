@@ -9,7 +9,8 @@ so the ranking of detections, and with it AP, does not change.
 
 ``T`` is fitted on matched validation detections, either by grid search on
 D-ECE (``T`` in ``(0, 10]``, step 0.1) or by minimising the binary NLL with
-L-BFGS over ``log T``.
+L-BFGS over ``log T``. Confidences and outcomes must lie in ``[0, 1]``
+(a ``ValueError`` otherwise: nothing is clamped silently).
 """
 from typing import Tuple
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .calibration import ece, to_numpy
+from .calibration import check_probabilities, ece, to_numpy
 
 # The search grid of Mukhoti et al. (and the SPEC): T = 0.1, 0.2, ..., 10.
 TEMPERATURE_GRID = np.round(np.arange(1, 101) * 0.1, 1)
@@ -44,6 +45,18 @@ def temper_scores(scores, temperature: float):
     return tempered.numpy()
 
 
+def checked_fit_data(confidences, targets) -> Tuple[np.ndarray, np.ndarray]:
+    """Float64 ``(N,)`` confidences and targets (0/1 outcomes or IoUs),
+    both in ``[0, 1]``, equally many and at least one; nothing clamped."""
+    conf = check_probabilities(to_numpy(confidences).ravel(), 'confidences')
+    target = check_probabilities(to_numpy(targets).ravel(), 'targets')
+    if conf.size == 0 or conf.shape != target.shape:
+        raise ValueError('need equally many confidences and targets, and '
+                         f'at least one; got {conf.shape} and '
+                         f'{target.shape}')
+    return conf, target
+
+
 def fit_temperature_grid(confidences,
                          correct,
                          n_bins: int = 10,
@@ -54,11 +67,52 @@ def fit_temperature_grid(confidences,
         tuple[float, float]: ``T`` and its ECE. Ties go to the ``T`` closest
         to 1 (no scaling).
     """
+    conf, hits = checked_fit_data(confidences, correct)
     errors = np.array(
-        [ece(temper_scores(confidences, t), correct, n_bins) for t in grid])
+        [ece(temper_scores(conf, t), hits, n_bins) for t in grid])
     best = np.flatnonzero(errors <= errors.min() + 1e-12)
     best = best[np.argmin(np.abs(np.asarray(grid)[best] - 1))]
     return float(grid[best]), float(errors[best])
+
+
+def fit_logit_affine(confidences,
+                     targets,
+                     with_bias: bool,
+                     max_iter: int = 100) -> Tuple[float, float, float]:
+    """The ``a > 0`` (and ``b``) minimising the mean binary cross-entropy of
+    ``sigmoid(a * logit(s) + b)`` against ``targets`` (0/1 or soft, e.g.
+    IoUs), by L-BFGS over ``log a`` and ``b``: temperature scaling is
+    ``a = 1 / T, b = 0``, Platt scaling both.
+
+    Returns:
+        tuple[float, float, float]: ``a``, ``b`` (0 without bias) and the
+        loss there.
+    """
+    conf, target = checked_fit_data(confidences, targets)
+    # Confidences of exactly 0 or 1 get a finite logit; only for the fit.
+    logits = torch.logit(torch.from_numpy(conf), eps=1e-12)
+    target = torch.from_numpy(target)
+    log_a = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros((), dtype=torch.float64, requires_grad=with_bias)
+    optimizer = torch.optim.LBFGS(
+        [log_a, bias] if with_bias else [log_a],
+        lr=0.5,
+        max_iter=max_iter,
+        line_search_fn='strong_wolfe')
+
+    def loss():
+        return F.binary_cross_entropy_with_logits(logits * log_a.exp() + bias,
+                                                  target)
+
+    def closure():
+        optimizer.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return log_a.exp().item(), bias.item(), loss().item()
 
 
 def fit_temperature_nll(confidences,
@@ -70,27 +124,6 @@ def fit_temperature_nll(confidences,
     Returns:
         tuple[float, float]: ``T`` and the NLL there.
     """
-    conf = torch.as_tensor(to_numpy(confidences))
-    hits = torch.as_tensor(to_numpy(correct))
-    if conf.numel() == 0 or conf.shape != hits.shape:
-        raise ValueError('need equally many confidences and outcomes, and '
-                         f'at least one; got {tuple(conf.shape)} and '
-                         f'{tuple(hits.shape)}')
-    # Clamped so a confidence of exactly 0 or 1 has a finite loss.
-    logits = torch.logit(conf, eps=1e-12)
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t],
-                                  lr=0.5,
-                                  max_iter=max_iter,
-                                  line_search_fn='strong_wolfe')
-
-    def closure():
-        optimizer.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(logits / log_t.exp(), hits)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        loss = F.binary_cross_entropy_with_logits(logits / log_t.exp(), hits)
-    return log_t.detach().exp().item(), loss.item()
+    scale, _, loss = fit_logit_affine(
+        confidences, correct, with_bias=False, max_iter=max_iter)
+    return 1 / scale, loss

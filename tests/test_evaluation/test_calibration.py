@@ -74,6 +74,25 @@ def test_bad_input():
         adaptive_ece([0.2], [1], n_bins=0)
     with pytest.raises(ValueError, match=r'labels must lie in \[0, 1\]'):
         nll(np.array([[0.5, 0.5]]), np.array([2]))
+    # Outcomes must be 0/1; probabilities in [0, 1], not NaN; labels whole.
+    with pytest.raises(ValueError, match='correct must hold 0/1'):
+        ece([0.2, 0.3], [1, 2])
+    with pytest.raises(ValueError, match='correct must hold 0/1'):
+        mce([0.2, 0.3], [0.5, 1])
+    for bad in (1.5, -0.5, float('nan')):
+        with pytest.raises(ValueError, match=r'confidences must lie in'):
+            ece([0.2, bad], [1, 0])
+        with pytest.raises(ValueError, match=r'probs must lie in'):
+            brier(np.array([[0.5, bad]]), np.array([0]))
+    with pytest.raises(ValueError, match='whole class indices'):
+        nll(np.array([[0.5, 0.5], [0.2, 0.8]]), np.array([0.0, 1.5]))
+    assert nll(np.array([[0.5, 0.5]]),
+               np.array([1.0])) == nll(np.array([[0.5, 0.5]]), np.array([1]))
+    for bad in (2.5, 0, -3, True, '10'):
+        with pytest.raises(ValueError, match='n_bins'):
+            ece([0.2], [1], n_bins=bad)
+        with pytest.raises(ValueError, match='n_bins'):
+            classwise_ece(np.array([[0.5, 0.5]]), np.array([1]), n_bins=bad)
 
 
 def test_against_torchmetrics():

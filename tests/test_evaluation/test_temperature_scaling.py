@@ -44,3 +44,10 @@ def test_fits_recover_a_planted_temperature(planted):
 def test_fit_bad_input():
     with pytest.raises(ValueError, match='at least one'):
         fit_temperature_nll([], [])
+    # Confidences outside [0, 1] or NaN are an error, not clamped.
+    for fit in (fit_temperature_nll, fit_temperature_grid):
+        for bad in (1.2, -0.1, float('nan')):
+            with pytest.raises(ValueError, match=r'confidences .*\[0, 1\]'):
+                fit([0.5, bad], [1, 0])
+        with pytest.raises(ValueError, match='targets'):
+            fit([0.5, 0.6], [1, 2])

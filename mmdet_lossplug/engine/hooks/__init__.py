@@ -1,9 +1,11 @@
-from .detection_temperature_hook import DetectionTemperatureHook
+from .detection_temperature_hook import (DetectionScoreCalibrationHook,
+                                         DetectionTemperatureHook)
 from .focal_gamma_schedule_hook import (PRESETS, FocalGammaScheduleHook,
                                         set_focal_gamma)
 from .score_distribution_hook import ScoreDistributionHook
 
 __all__ = [
     'FocalGammaScheduleHook', 'set_focal_gamma', 'PRESETS',
-    'ScoreDistributionHook', 'DetectionTemperatureHook'
+    'ScoreDistributionHook', 'DetectionTemperatureHook',
+    'DetectionScoreCalibrationHook'
 ]
