@@ -1,10 +1,13 @@
 import json
 import os.path as osp
+import subprocess
+import sys
 
+import pytest
 from mmdet.datasets import CocoDataset, VOCDataset
 from mmengine.registry import init_default_scope
 
-from ..conftest import run_tool
+from ..conftest import ROOT, run_tool
 
 CLASSES = ('rectangle', 'ellipse', 'triangle')
 
@@ -52,3 +55,21 @@ def test_coco_and_voc_load_in_mmdet(shapes_root):
     for (x1, y1, x2, y2), (x, y, w, h) in zip(voc_boxes, first):
         assert abs(x1 - x) <= 1 and abs(x2 - (x + w)) <= 1
         assert abs(y1 - y) <= 1 and abs(y2 - (y + h)) <= 1
+
+
+@pytest.mark.parametrize('args, message', [
+    (('--num-train', '-3'), 'argument --num-train: must be an integer >= 1'),
+    (('--num-val', '0'), 'argument --num-val: must be an integer >= 1'),
+    (('--size', '8'), 'argument --size: must be an integer >= 16'),
+    (('--num-train', '2.5'), "argument --num-train: not an integer: '2.5'"),
+])
+def test_bad_counts_exit_with_a_usage_error(tmp_path, args, message):
+    proc = subprocess.run([
+        sys.executable, 'tools/misc/generate_shapes_dataset.py',
+        str(tmp_path), *args
+    ],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not list(tmp_path.iterdir())

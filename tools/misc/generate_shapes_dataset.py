@@ -156,12 +156,31 @@ def generate(out_dir: str,
     return paths
 
 
+def _int_at_least(minimum: int):
+    """An argparse type: an int ``>= minimum``, else a usage error (exit
+    status 2) that names the argument."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f'must be an integer >= {minimum}, got {value}')
+        return value
+
+    return parse
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('out_dir')
-    parser.add_argument('--num-train', type=int, default=64)
-    parser.add_argument('--num-val', type=int, default=16)
-    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--num-train', type=_int_at_least(1), default=64)
+    parser.add_argument('--num-val', type=_int_at_least(1), default=16)
+    # The smallest shape is 0.15 * size wide: at 16 px still 2 px, which
+    # MMDetection keeps (it drops boxes under 1 px).
+    parser.add_argument('--size', type=_int_at_least(16), default=128)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--formats',
