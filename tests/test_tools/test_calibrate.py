@@ -1,12 +1,16 @@
 """tools/calibrate.py end to end: train, dump validation predictions with
-tools/test.py --out (D-ECE computed beside COCO AP), fit a temperature,
-then test again with the config the tool wrote: AP unchanged, D-ECE as the
-tool predicted."""
+tools/test.py --out (D-ECE computed beside COCO AP), fit temperature, Platt
+and isotonic calibrators, then test again with the configs the tool wrote
+(temperature, class-wise Platt): AP unchanged, D-ECE as the tool
+predicted. A pickle of zero images is a clear error."""
 import json
 import os
+import pickle
 import re
+import subprocess
+import sys
 
-from ..conftest import SHAPES_CONFIG, run_tool
+from ..conftest import ROOT, SHAPES_CONFIG, run_tool
 
 # 4 iterations leave every score near the 0.01 prior: keep them all.
 KEEP_ALL = 'model.test_cfg.score_thr=0.0'
@@ -62,7 +66,7 @@ def test_fit_write_and_apply_a_temperature(tmp_path, shapes_root):
     assert temperature == report['d-ece']['temperature']
     assert 0 < temperature <= 10 and round(temperature, 1) == temperature
     assert report['nll']['temperature'] > 0
-    assert f'writing T = {temperature:.3f}' in printed
+    assert f'T = {temperature:.3f} (d-ece)' in printed
     # The offline "before" is what tools/test.py computed online.
     for key in ('coco/bbox_mAP', 'calibration/d_ece_50',
                 'calibration/d_ece_75'):
@@ -72,7 +76,17 @@ def test_fit_write_and_apply_a_temperature(tmp_path, shapes_root):
     assert temperature != 1.0
     assert (report['after']['calibration/d_ece_50']
             < report['before']['calibration/d_ece_50'])
-    assert (out / 'after' / 'reliability_iou50.png').is_file()
+    assert (out / 'temperature' / 'reliability_iou50.png').is_file()
+    # Platt keeps each class's order (AP equal); isotonic may move AP, and
+    # the tool reports by how much.
+    calibrators = report['calibrators']
+    assert set(calibrators) == {'temperature', 'platt', 'isotonic'}
+    assert all(d == 0 for d in calibrators['platt']['ap_change'].values())
+    assert 'coco/bbox_mAP' in calibrators['isotonic']['ap_change']
+    assert calibrators['platt']['classwise']
+    for kind in ('platt', 'isotonic'):
+        assert (calibrators[kind]['after']['calibration/d_ece_50']
+                < report['before']['calibration/d_ece_50']), kind
 
     tempered = _metrics(
         run_tool(
@@ -86,5 +100,46 @@ def test_fit_write_and_apply_a_temperature(tmp_path, shapes_root):
             env=env))
     assert tempered['coco/bbox_mAP'] == before['coco/bbox_mAP']
     for key in ('calibration/d_ece_50', 'calibration/adaptive_d_ece_50',
-                'calibration/d_ece_75'):
+                'calibration/d_ece_75', 'calibration/laece'):
         assert abs(tempered[key] - report['after'][key]) < 1e-4, key
+
+    # The class-wise Platt config, written by a second run, through the
+    # DetectionScoreCalibrationHook.
+    run_tool(
+        'tools/calibrate.py',
+        SHAPES_CONFIG,
+        preds,
+        '--work-dir',
+        str(tmp_path / 'platt'),
+        '--calibrator',
+        'platt',
+        env=env)
+    platt_report = json.loads(
+        (tmp_path / 'platt' / 'calibration.json').read_text())
+    assert platt_report['config'].endswith('_platt.py')
+    platted = _metrics(
+        run_tool(
+            'tools/test.py',
+            platt_report['config'],
+            checkpoint,
+            '--work-dir',
+            str(tmp_path / 'test_platt'),
+            '--cfg-options',
+            KEEP_ALL,
+            env=env))
+    assert platted['coco/bbox_mAP'] == before['coco/bbox_mAP']
+    for key in ('calibration/d_ece_50', 'calibration/laece'):
+        assert abs(platted[key] - platt_report['after'][key]) < 1e-4, key
+
+
+def test_zero_images_is_a_clear_error(tmp_path):
+    empty = tmp_path / 'empty.pkl'
+    empty.write_bytes(pickle.dumps([]))
+    proc = subprocess.run(
+        [sys.executable, 'tools/calibrate.py', SHAPES_CONFIG,
+         str(empty)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True)
+    assert proc.returncode != 0
+    assert 'empty.pkl holds no images' in proc.stderr
