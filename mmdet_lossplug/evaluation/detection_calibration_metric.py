@@ -94,6 +94,10 @@ class DetectionCalibrationMetric(BaseMetric):
       scores its IoU, ``laece_n_bins`` equal-width bins, the mean over
       classes with ground truth and detections. Name ``laece``. Unlike the
       toolkit, a class with LaECE exactly 0 counts (the toolkit drops it).
+      At threshold 0, COCOeval (and so the toolkit) lets a detection take
+      any still-free object of its class in its image, even at IoU 0: a
+      true positive of IoU 0, which scores 0 for LaECE as a false positive
+      would, but counts as found for LRP.
     - **LRP** at the same threshold (mean over classes with ground truth:
       ``lrp``, ``lrp_loc``, ``lrp_fp``, ``lrp_fn``), of all kept
       detections; the toolkit also reports oLRP, at each class's best score

@@ -163,6 +163,23 @@ def test_laece_and_lrp_by_hand():
     assert results['lrp_fn'] == pytest.approx(1 / 3)
 
 
+def test_laece_threshold_zero_matches_at_iou_zero():
+    # One object, one detection (0.6) that does not overlap it at all.
+    sample = _sample(1, [_box(100, 100)], [0.6], [0], [_box(0, 0)], [0])
+    # At threshold 0 COCOeval lets it take the object: a true positive of
+    # IoU 0. LaECE |0 - 0.6| as for a false positive; LRP: TP 1, FP 0,
+    # FN 0, localisation error 1: (1 / 1) / 1 = 1, nothing missed.
+    at_zero = _evaluate([sample], iou_thrs=0.5, laece_iou_thr=0.0)
+    assert at_zero['laece'] == pytest.approx(0.6)
+    assert (at_zero['lrp'], at_zero['lrp_loc'], at_zero['lrp_fp'],
+            at_zero['lrp_fn']) == (1, 1, 0, 0)
+    # At 0.1 it is a false positive and the object is missed.
+    at_tenth = _evaluate([sample], iou_thrs=0.5, laece_iou_thr=0.1)
+    assert at_tenth['laece'] == pytest.approx(0.6)
+    assert at_tenth['lrp'] == 1 and at_tenth['lrp_fn'] == 1
+    assert np.isnan(at_tenth['lrp_loc']) and np.isnan(at_tenth['lrp_fp'])
+
+
 def _coco_ap_from_verdicts(scores, labels, verdicts, thr_index, label):
     """COCO's 101-point interpolated AP of one class, recomputed from the
     metric's verdicts (the accumulate step of COCOeval, written out)."""
