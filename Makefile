@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CSRC := $(wildcard mmdet_lossplug/csrc/*.* mmdet_lossplug/csrc/*/*.*)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: all install run test lint
@@ -15,14 +16,16 @@ install: $(STAMP)
 
 # torch first, then mmcv compiled against it (about 10 minutes on 2 cores;
 # pip's wheel cache makes it once per machine), then us and the rest.
-$(STAMP): setup.cfg setup.py requirements/build.txt requirements/mmcv.txt \
-        $(wildcard mmdet_lossplug/csrc/*.* mmdet_lossplug/csrc/*/*.*)
+# requirements/constraints.txt pins the exact stack (setup.cfg has ranges).
+$(STAMP): setup.cfg setup.py requirements/constraints.txt \
+        requirements/build.txt requirements/mmcv.txt $(CSRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements/build.txt
 	MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} \
 	    $(PY) -m pip install --no-build-isolation -r requirements/mmcv.txt
-	$(PY) -m pip install --no-build-isolation -e '.[tests]'
+	$(PY) -m pip install --no-build-isolation \
+	    -c requirements/constraints.txt -e '.[tests]'
 	$(PY) -c 'import mmcv.ops, mmdet, mmdet_lossplug'
 	touch $@
 
