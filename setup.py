@@ -39,7 +39,7 @@ def extensions():
         osp.join(CSRC, 'cpu', 'dr_expectation_cpu.cpp')
     ]
     # No -std: torch's BuildExtension passes the standard its headers need
-    # (C++17 up to torch 2.13, C++20 from 2.14).
+    # (torch 2.14 fails with -std=c++17).
     # -ffast-math lets GCC vectorise the CPU kernel's exp (glibc's libmvec);
     # it is a compile flag only: not linked, it sets no FTZ for the process.
     # -fopenmp: at::parallel_for is OpenMP inline code; without the flag it
