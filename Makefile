@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 CSRC := $(wildcard mmdet_lossplug/csrc/*.* mmdet_lossplug/csrc/*/*.*)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all install run test lint cuda-build
+.PHONY: all install run test lint cuda-build gpu-bundle test-gpu
 
 all: run
 
@@ -58,15 +58,17 @@ $(CUDA_VENV)/.installed: requirements/cuda-build.txt
 	$(CUDA_PY) -m pip install -r requirements/cuda-build.txt
 	touch $@
 
-# nvcc from CUDA_HOME. The torch wheel's NVIDIA packages carry the CUDA
-# headers its own headers include (cusparse.h, ...), which a bare toolkit
-# may lack: CPATH puts them behind the toolkit's (gcc, which nvcc runs to
-# preprocess, reads it).
+# The torch wheel's NVIDIA packages carry the CUDA headers its own headers
+# include (cusparse.h, ...), which a bare toolkit may lack: CPATH puts them
+# behind the toolkit's (gcc, which nvcc runs to preprocess, reads it).
+wheel_cuda_includes = $$($(1) -c 'import glob, sysconfig; print(":".join( \
+    glob.glob(sysconfig.get_paths()["purelib"] + "/nvidia/cu*/include")))')
+
+# nvcc from CUDA_HOME.
 $(CUDA_BUILT): $(CUDA_VENV)/.installed setup.py $(CSRC)
 	@test -x $(CUDA_HOME)/bin/nvcc || { echo "cuda-build: no \
 	    $(CUDA_HOME)/bin/nvcc; set CUDA_HOME to a CUDA toolkit" >&2; exit 1; }
-	CPATH=$$($(CUDA_PY) -c 'import glob, sysconfig; print(":".join(glob.glob( \
-	    sysconfig.get_paths()["purelib"] + "/nvidia/cu*/include")))') \
+	CPATH=$(call wheel_cuda_includes,$(CUDA_PY)) \
 	CUDA_HOME=$(CUDA_HOME) FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST='$(CUDA_ARCHS)' \
 	MAX_JOBS=$${MAX_JOBS:-2} $(CUDA_PY) setup.py build_ext --force \
 	    --build-lib $(CUDA_VENV)/build/lib --build-temp $(CUDA_VENV)/build/temp
@@ -92,3 +94,47 @@ cuda-build: $(CUDA_BUILT)
 
 test: install lint cuda-build
 	$(PY) -m pytest tests
+
+# A GPU machine with a CUDA PyTorch but no network and no mmcv/mmdet:
+#   here:  make gpu-bundle   (wheels + mmcv's sdist into .gpu-bundle/)
+#   there: make test-gpu     (the bundle copied beside; mmcv compiled with
+#          CUDA, about 10 minutes on 16 cores, kept in .gpu-site/; then
+#          the suite, the benchmarks and docs/gpu-report-DATE.md)
+GPU_BUNDLE := .gpu-bundle
+GPU_SITE := .gpu-site
+GPU_PYTHON ?= python3
+GPU_PYTHON_VERSION ?= 3.12
+GPU_REPORT ?= docs/gpu-report-$(shell date -u +%F).md
+GPU_ENV = PYTHONPATH=$(CURDIR):$(CURDIR)/$(GPU_SITE)
+
+# mmcv's sdist: pip prepares its metadata, which imports torch (.venv's).
+gpu-bundle: install
+	rm -rf $(GPU_BUNDLE)
+	$(PY) -m pip download --no-deps --only-binary=:all: -d $(GPU_BUNDLE) \
+	    --python-version $(GPU_PYTHON_VERSION) --implementation cp \
+	    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	    --platform manylinux2014_x86_64 -r requirements/gpu-bundle.txt
+	$(PY) -m pip download --no-deps --no-binary=:all: --no-build-isolation \
+	    -d $(GPU_BUNDLE) -c requirements/constraints.txt mmcv
+
+$(GPU_SITE)/.installed: requirements/gpu-bundle.txt requirements/constraints.txt
+	@test -d $(GPU_BUNDLE) || { echo "test-gpu: no $(GPU_BUNDLE)/: run \
+	    'make gpu-bundle' where there is a network and copy it here" >&2; \
+	    exit 1; }
+	rm -rf $(GPU_SITE)
+	$(GPU_PYTHON) -m pip install --no-index --no-deps --target $(GPU_SITE) \
+	    $(GPU_BUNDLE)/*.whl
+	$(GPU_ENV) MMCV_WITH_OPS=1 FORCE_CUDA=1 MAX_JOBS=$${MAX_JOBS:-13} \
+	    $(GPU_PYTHON) -m pip install --no-index --no-deps \
+	    --no-build-isolation --target $(GPU_SITE) $(GPU_BUNDLE)/mmcv-*.tar.gz
+	touch $@
+
+# Our extension in place, with CUDA for this machine's GPU; egg_info gives
+# the package's metadata (tests/test_packaging.py reads it).
+test-gpu: $(GPU_SITE)/.installed
+	$(GPU_ENV) CPATH=$(call wheel_cuda_includes,$(GPU_PYTHON)) FORCE_CUDA=1 \
+	    MAX_JOBS=$${MAX_JOBS:-13} $(GPU_PYTHON) setup.py build_ext --inplace
+	MMDET_LOSSPLUG_WITH_OPS=0 $(GPU_PYTHON) setup.py -q egg_info
+	$(GPU_ENV) $(GPU_PYTHON) -c 'import mmcv.ops, mmdet_lossplug._ext as e; \
+	    assert e.has_cuda(), "_ext has no CUDA kernel"'
+	$(GPU_ENV) tools/gpu/run_gpu_checks.sh $(GPU_PYTHON) $(GPU_REPORT)
