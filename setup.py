@@ -38,11 +38,13 @@ def extensions():
         osp.join(CSRC, 'dr_expectation.cpp'),
         osp.join(CSRC, 'cpu', 'dr_expectation_cpu.cpp')
     ]
+    # No -std: torch's BuildExtension passes the standard its headers need
+    # (torch 2.14 fails with -std=c++17).
     # -ffast-math lets GCC vectorise the CPU kernel's exp (glibc's libmvec);
     # it is a compile flag only: not linked, it sets no FTZ for the process.
     # -fopenmp: at::parallel_for is OpenMP inline code; without the flag it
     # silently runs on one thread.
-    args = dict(cxx=['-O3', '-std=c++17', '-ffast-math', '-fopenmp'])
+    args = dict(cxx=['-O3', '-ffast-math', '-fopenmp'])
     link_args = ['-fopenmp']
     if build_cpu_has_avx2():
         args['cxx'] += ['-mavx2', '-mfma']  # 8-wide exp: 2.5x the SSE2 build
@@ -50,7 +52,7 @@ def extensions():
         os.getenv('FORCE_CUDA', '0') == '1'
     if with_cuda:
         sources.append(osp.join(CSRC, 'cuda', 'dr_expectation_cuda.cu'))
-        args['nvcc'] = ['-O3', '-std=c++17']
+        args['nvcc'] = ['-O3']
         ext = CUDAExtension(
             'mmdet_lossplug._ext',
             sources,

@@ -5,8 +5,15 @@ wrapper in MMDetection's registries, so a config only needs::
 
     custom_imports = dict(
         imports=['mmdet_lossplug'], allow_failed_imports=False)
+
+Without MMDetection installed nothing is registered, and the PyTorch op
+(``mmdet_lossplug.ops``) still imports: it needs only torch.
 """
-from . import engine, evaluation, models  # noqa: F401  (registers modules)
+from importlib.util import find_spec
+
 from .version import __version__
+
+if find_spec('mmdet') is not None:
+    from . import engine, evaluation, models  # noqa: F401  (registers)
 
 __all__ = ['__version__']

@@ -1,11 +1,14 @@
 """Every config under configs/ loads, names only registered metrics and
 hooks, builds its model and runs one training step (forward, backward,
-optimizer step) with finite losses."""
+optimizer step) with finite losses, and is listed in the OpenMMLab model
+index (model-index.yml -> each folder's metafile.yml)."""
 import glob
+import os
 import os.path as osp
 
 import pytest
 import torch
+import yaml
 from mmdet.registry import HOOKS, METRICS, MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
@@ -17,6 +20,11 @@ import mmdet_lossplug  # noqa: F401
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
+# The configs a user trains: inherited fragments (_base_) are not models.
+MODEL_CONFIGS = [
+    osp.relpath(c, ROOT) for c in CONFIGS
+    if '_base_' not in osp.relpath(c, ROOT).split(os.sep)
+]
 
 
 def test_configs_found():
@@ -63,3 +71,37 @@ def test_config_builds_and_trains_one_step(config):
     changed = any(not torch.equal(b, p)
                   for b, p in zip(before, model.parameters()))
     assert changed, 'the optimizer step changed no parameter'
+
+
+def read_yaml(relpath):
+    with open(osp.join(ROOT, relpath)) as f:
+        return yaml.safe_load(f)
+
+
+def test_model_index_lists_every_config():
+    metafiles = read_yaml('model-index.yml')['Import']
+    # one metafile per config folder, each imported by the index
+    folders = sorted({osp.dirname(c) for c in MODEL_CONFIGS})
+    assert sorted(osp.dirname(m) for m in metafiles) == folders
+    listed = []
+    for metafile in metafiles:
+        meta = read_yaml(metafile)
+        collections = {c['Name']: c for c in meta['Collections']}
+        for model in meta['Models']:
+            assert osp.dirname(model['Config']) == osp.dirname(metafile)
+            collection = collections[model['In Collection']]
+            assert 'Weights' not in model  # none are released
+            for result in model.get('Results', []):
+                # reference results are the paper's: the paper is named
+                assert collection['Paper']['Title'], model['Name']
+                assert result['Task'] and result['Dataset'], model['Name']
+                assert all(
+                    isinstance(v, float)
+                    for v in result['Metrics'].values()), model['Name']
+            listed.append(model)
+    configs = [m['Config'] for m in listed]
+    assert not set(configs) - set(MODEL_CONFIGS), 'listed, no such file'
+    assert not set(MODEL_CONFIGS) - set(configs), 'config not listed'
+    assert len(configs) == len(set(configs)), 'a config listed twice'
+    names = [m['Name'] for m in listed]
+    assert len(names) == len(set(names)), 'model names must be unique'

@@ -5,14 +5,10 @@ registered.
         [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import os.path as osp
-import sys
 
+import launch_utils  # tools/, the script's folder, is first on sys.path
 from mmdet.evaluation import DumpDetResults
 from mmengine.config import Config
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import launch_utils  # noqa: E402
 
 
 def parse_args(argv=None):

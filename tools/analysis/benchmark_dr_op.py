@@ -19,6 +19,7 @@ CPU peak memory is the growth of a fresh process's resident high-water mark
 import argparse
 import json
 import math
+import os.path as osp
 import statistics
 import subprocess
 import sys
@@ -134,14 +135,14 @@ def peak_rss_bytes() -> int:
 
 def cpu_peak_extra(impl, size, dtype) -> int:
     """Peak RSS growth of one forward+backward in a fresh process."""
-    code = ('import torch, sys; sys.path.insert(0, "tools/analysis");'
-            'from benchmark_dr_op import *;'
+    code = ('import torch; from benchmark_dr_op import *;'
             f'l, t, w = make_inputs(retinanet_anchors(*SHORT_SIDES[{size}]),'
             f' "cpu", torch.{dtype});'
             f'step = build_step("{impl}"); x = l.requires_grad_();'
             'base = peak_rss_bytes(); step(x, t, w).backward();'
             'print(peak_rss_bytes() - base)')
     out = subprocess.run([sys.executable, '-c', code],
+                         cwd=osp.dirname(osp.abspath(__file__)),
                          capture_output=True,
                          text=True,
                          check=True)
