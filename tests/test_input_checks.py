@@ -7,8 +7,9 @@ from mmdet_lossplug.input_checks import check_values
 def test_check_values_raises_at_once_on_cpu():
     check_values(torch.tensor(True), 'never raised')
     with pytest.raises(ValueError, match='logits have NaN'):
-        check_values(torch.isfinite(torch.tensor([1.0, float('nan')])).all(),
-                     'logits have NaN')
+        check_values(
+            torch.isfinite(torch.tensor([1.0, float('nan')])).all(),
+            'logits have NaN')
 
 
 def test_check_values_compiles_without_graph_break():

@@ -85,5 +85,6 @@ def test_bad_arguments():
         AdaptiveFocalLoss(gammas='auto')
     with pytest.raises(ValueError, match='sigmoid'):
         AdaptiveFocalLoss(alpha=0.25)
-    with pytest.raises(ValueError, match=r'label 3 outside \[0, 2\]'):
+    with pytest.raises(
+            ValueError, match=r'target has values outside \[0, 2\]'):
         AdaptiveFocalLoss()(torch.zeros(2, 3), torch.tensor([0, 3]))
