@@ -48,11 +48,22 @@ def test_dr_loss_smoothness_and_temperatures(L):
         loss(logits, labels, weights), torch.tensor(want, dtype=torch.float64))
 
 
-def test_batch_pooling_differs_from_image_pooling():
+def test_batch_pooling_is_one_image_of_every_anchor():
+    """``pool='batch'`` equals the oracle on one image made of every
+    anchor of the batch, each with its own label and weight; it differs
+    from per-image pooling, and from the same pool with the labels moved to
+    other anchors (so a scrambled pool cannot pass)."""
     logits, labels, weights = make_inputs(seed=6)
-    image = DRLoss(pool='image')(logits, labels, weights)
     batch = DRLoss(pool='batch')(logits, labels, weights)
-    assert not torch.allclose(image, batch)
+    pooled = [
+        t.reshape(1, -1, *t.shape[2:]) for t in (logits, labels, weights)
+    ]
+    want = oracle_dr_loss(*pooled, **DEFAULTS)
+    torch.testing.assert_close(batch, torch.tensor(want, dtype=batch.dtype))
+    scrambled = oracle_dr_loss(pooled[0], pooled[1].flip(1), pooled[2],
+                               **DEFAULTS)
+    image = oracle_dr_loss(logits, labels, weights, **DEFAULTS)
+    assert min(abs(want - scrambled), abs(want - image)) > 1e-3
 
 
 @pytest.mark.parametrize('num_classes', [1, 80])
