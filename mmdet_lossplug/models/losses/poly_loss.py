@@ -354,11 +354,11 @@ class PolyNCrossEntropyLoss(nn.Module):
             for j, eps in enumerate(epsilons))
         self.label_smoothing = float(label_smoothing)
         if class_weight is not None:
-            class_weight = torch.tensor([
+            checked = [
                 check_number(w, f'class_weight[{k}]', low=0.0)
                 for k, w in enumerate(class_weight)
-            ],
-                                        dtype=torch.float)
+            ]
+            class_weight = torch.tensor(checked, dtype=torch.float)
         # A buffer moves with the model: no host-to-device copy per call.
         self.register_buffer('class_weight', class_weight, persistent=False)
         self.ignore_index = ignore_index
