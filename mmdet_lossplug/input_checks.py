@@ -1,25 +1,26 @@
 """Checks at the loss and op boundary, with messages that name the bad
-value.
+argument and the rule it breaks.
 
 A wrong shape or an out-of-range label otherwise surfaces as an index error
 deep inside ``gather``/``one_hot`` (or a device-side assert on CUDA), and a
 NaN logit as a NaN loss many iterations later.
 
-Shape, dtype and argument checks are free and raise at once. Checks of
-tensor *values* go through :func:`check_values`, which never waits for an
-accelerator: on the CPU (where reading a value costs no sync) it raises at
-once; on CUDA, and whenever ``torch.compile`` traces the loss, it queues a
-device-side assert that fails the next synchronising call (e.g. the
-logger's ``loss.item()``). ``MMDET_LOSSPLUG_EAGER_CHECKS=1`` (or
-:func:`set_eager_checks`) makes CUDA checks raise at once, with a host sync
-per check, for debugging.
+Shape, dtype, device and argument checks are free and raise at once.
+Checks of tensor *values* go through :func:`check_values`, which never
+waits for an accelerator: on the CPU (where reading a value costs no sync)
+it raises at once; on CUDA, and whenever ``torch.compile`` traces the loss,
+it queues a device-side assert that fails the next synchronising call
+(e.g. the logger's ``loss.item()``). Their messages therefore name the
+argument and the rule, not the offending value.
+``MMDET_LOSSPLUG_EAGER_CHECKS=1`` (or :func:`set_eager_checks`) makes CUDA
+checks raise at once, with a host sync per check, for debugging.
 """
+import math
 import os
 from typing import Optional
 
 import torch
 from torch import Tensor
-
 
 _eager_checks = os.getenv('MMDET_LOSSPLUG_EAGER_CHECKS', '0') == '1'
 
@@ -46,13 +47,27 @@ def check_values(ok: Tensor, message: str) -> None:
         raise ValueError(message)
 
 
+def check_number(value: float,
+                 name: str,
+                 low: float = -math.inf,
+                 high: float = math.inf,
+                 low_open: bool = False) -> float:
+    """A finite ``value`` in ``[low, high]`` (``(low, high]`` with
+    ``low_open``), as a float; NaN and +-inf are rejected."""
+    value = float(value)
+    inside = (value > low if low_open else value >= low) and value <= high
+    if not (math.isfinite(value) and inside):
+        bounds = ('(' if low_open else '[') + f'{low:g}, {high:g}' + (
+            ')' if math.isinf(high) else ']')
+        raise ValueError(
+            f'{name} must be a finite number in {bounds}, got {value}')
+    return value
+
+
 def check_epsilon(epsilon: float, name: str = 'epsilon') -> float:
     """Poly-1 needs ``epsilon >= -1``: below it the loss is not monotone in
     pt and training diverges (PolyLoss paper, Sec. 4)."""
-    epsilon = float(epsilon)
-    if not epsilon >= -1.0:  # also catches NaN
-        raise ValueError(f'{name} must be >= -1, got {epsilon}')
-    return epsilon
+    return check_number(epsilon, name, low=-1.0)
 
 
 def check_logits(pred: Tensor, name: str = 'pred') -> None:
@@ -69,27 +84,44 @@ def check_finite(values: Tensor, name: str) -> None:
     """A floating tensor without NaN or Inf."""
     if not values.is_floating_point():
         raise TypeError(f'{name} must be floating point, got {values.dtype}')
-    # One fast reduction first; the exact count only when its sum is not
-    # finite (a NaN/Inf, or finite values whose sum overflows).
-    if values.numel() == 0 or bool(torch.isfinite(values.sum())):
-        return
-    bad = int((~torch.isfinite(values)).sum())
-    if bad:
-        raise ValueError(f'{name} has {bad} NaN/Inf value(s) among '
-                         f'{values.numel()}; the loss would be NaN')
+    check_values(
+        torch.isfinite(values).all(),
+        f'{name} has NaN/Inf values; the loss would be NaN')
+
+
+def check_same_device(values: Tensor, reference: Tensor, name: str,
+                      reference_name: str) -> None:
+    """``values`` on the device of ``reference``; otherwise the first op
+    mixing them fails with a message naming neither."""
+    if values.device != reference.device:
+        raise ValueError(f'{name} is on {values.device} but {reference_name} '
+                         f'on {reference.device}; put them on one device')
 
 
 def check_labels(labels: Tensor,
-                 num_samples: int,
+                 pred: Tensor,
                  max_label: int,
                  ignore_index: Optional[int] = None,
-                 name: str = 'target') -> None:
-    """Integer labels of shape ``(num_samples,)`` in ``[0, max_label]``,
-    except entries equal to ``ignore_index``."""
-    if labels.dim() != 1 or labels.size(0) != num_samples:
-        raise ValueError(f'{name} must have shape ({num_samples},) to match '
+                 name: str = 'target',
+                 pred_name: str = 'pred') -> Tensor:
+    """Integer labels of shape ``(N,)`` for the ``(N, C)`` scores ``pred``,
+    on its device, in ``[0, max_label]`` except entries equal to
+    ``ignore_index``. Returns them as int64 (the index type of ``gather``),
+    so int32/uint8 labels work."""
+    if labels.dim() != 1 or labels.size(0) != pred.size(0):
+        raise ValueError(f'{name} must have shape ({pred.size(0)},) to match '
                          f'the scores, got {tuple(labels.shape)}')
+    check_same_device(labels, pred, name, pred_name)
     check_label_range(labels, max_label, ignore_index, name)
+    return labels.long()
+
+
+def check_integer_labels(labels: Tensor, name: str = 'target') -> None:
+    """Labels of any integer dtype (callers convert them to int64, the
+    index type of ``gather``); floating or boolean labels would be
+    truncated or misread, so they are an error."""
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f'{name} labels must be integers, got {labels.dtype}')
 
 
 def check_label_range(labels: Tensor,
@@ -98,16 +130,27 @@ def check_label_range(labels: Tensor,
                       name: str = 'target') -> None:
     """Integer labels in ``[0, max_label]`` (any shape), except entries
     equal to ``ignore_index``."""
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise TypeError(f'{name} labels must be integers, got {labels.dtype}')
-    valid = labels if ignore_index is None else labels[labels != ignore_index]
-    if valid.numel() == 0:
-        return
-    low, high = int(valid.min()), int(valid.max())
-    if low < 0 or high > max_label:
-        bad = low if low < 0 else high
-        raise ValueError(f'{name} has label {bad} outside [0, {max_label}]' + (
-            '' if ignore_index is None else f' (ignore_index={ignore_index})'))
+    check_integer_labels(labels, name)
+    ok = (labels >= 0) & (labels <= max_label)
+    if ignore_index is not None:
+        ok = ok | (labels == ignore_index)
+    check_values(
+        ok.all(), f'{name} has values outside [0, {max_label}]' +
+        ('' if ignore_index is None else
+         f' other than ignore_index={ignore_index}'))
+
+
+def check_binary_targets(target: Tensor,
+                         pred: Tensor,
+                         name: str = 'target') -> None:
+    """One-hot or soft targets: the shape of ``pred``, its device, values in
+    ``[0, 1]`` (a 2 or -1 would silently give a negative loss)."""
+    if target.shape != pred.shape:
+        raise ValueError(f'{name} must be labels ({pred.size(0)},) or one-hot '
+                         f'{tuple(pred.shape)}, got {tuple(target.shape)}')
+    check_same_device(target, pred, name, 'pred')
+    check_values(((target >= 0) & (target <= 1)).all(),
+                 f'{name} (one-hot or soft) has values outside [0, 1]')
 
 
 def check_reduction(reduction: Optional[str], allow_none: bool) -> None:
@@ -121,12 +164,16 @@ def check_reduction(reduction: Optional[str], allow_none: bool) -> None:
 def check_weight(weight: Optional[Tensor],
                  pred: Tensor,
                  name: str = 'weight') -> None:
-    """``weight`` is per sample ``(N,)`` or per element ``(N, C)``."""
+    """``weight`` is per sample ``(N,)`` or per element ``(N, C)``, on the
+    device of ``pred``, and finite (a NaN weight would make the loss NaN)."""
     if weight is None:
         return
     if tuple(weight.shape) not in ((pred.size(0), ), tuple(pred.shape)):
         raise ValueError(f'{name} must have shape ({pred.size(0)},) or '
                          f'{tuple(pred.shape)}, got {tuple(weight.shape)}')
+    check_same_device(weight, pred, name, 'pred')
+    if weight.is_floating_point():
+        check_finite(weight, name)
 
 
 def broadcast_weight(weight: Optional[Tensor],

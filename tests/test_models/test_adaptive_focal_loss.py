@@ -85,5 +85,38 @@ def test_bad_arguments():
         AdaptiveFocalLoss(gammas='auto')
     with pytest.raises(ValueError, match='sigmoid'):
         AdaptiveFocalLoss(alpha=0.25)
-    with pytest.raises(ValueError, match=r'label 3 outside \[0, 2\]'):
+    with pytest.raises(
+            ValueError, match=r'target has values outside \[0, 2\]'):
         AdaptiveFocalLoss()(torch.zeros(2, 3), torch.tensor([0, 3]))
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(gammas=(float('nan'), 3.0)), r'gammas\[0\]'),
+    (dict(gammas=(5.0, float('inf'))), r'gammas\[1\]'),
+    (dict(gammas=(5.0, -1.0)), r'gammas\[1\]'),
+    (dict(thresholds=(float('nan'), )), 'thresholds'),
+    (dict(use_sigmoid=True, alpha=1.5), 'alpha'),
+    (dict(use_sigmoid=True, alpha=-0.1), 'alpha'),
+    (dict(use_sigmoid=True, alpha=float('nan')), 'alpha'),
+    (dict(loss_weight=float('nan')), 'loss_weight'),
+    (dict(gammas='auto', p0=float('nan')), 'p0'),
+])
+def test_constructor_numbers_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AdaptiveFocalLoss(**kwargs)
+
+
+@pytest.mark.parametrize('use_sigmoid', [False, True])
+def test_labels_of_any_integer_dtype_device_and_weights(use_sigmoid):
+    loss = AdaptiveFocalLoss(use_sigmoid=use_sigmoid)
+    logits = torch.randn(10, 3)
+    labels = torch.randint(0, 3, (10, ))
+    for dtype in (torch.int32, torch.uint8):
+        torch.testing.assert_close(
+            loss(logits, labels.to(dtype)), loss(logits, labels))
+    with pytest.raises(ValueError, match='^target is on meta but '):
+        loss(logits, labels.to('meta'))
+    weight = torch.ones(10)
+    weight[0] = float('nan')
+    with pytest.raises(ValueError, match='^weight has NaN/Inf'):
+        loss(logits, labels, weight)

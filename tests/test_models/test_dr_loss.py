@@ -48,11 +48,22 @@ def test_dr_loss_smoothness_and_temperatures(L):
         loss(logits, labels, weights), torch.tensor(want, dtype=torch.float64))
 
 
-def test_batch_pooling_differs_from_image_pooling():
+def test_batch_pooling_is_one_image_of_every_anchor():
+    """``pool='batch'`` equals the oracle on one image made of every
+    anchor of the batch, each with its own label and weight; it differs
+    from per-image pooling, and from the same pool with the labels moved to
+    other anchors (so a scrambled pool cannot pass)."""
     logits, labels, weights = make_inputs(seed=6)
-    image = DRLoss(pool='image')(logits, labels, weights)
     batch = DRLoss(pool='batch')(logits, labels, weights)
-    assert not torch.allclose(image, batch)
+    pooled = [
+        t.reshape(1, -1, *t.shape[2:]) for t in (logits, labels, weights)
+    ]
+    want = oracle_dr_loss(*pooled, **DEFAULTS)
+    torch.testing.assert_close(batch, torch.tensor(want, dtype=batch.dtype))
+    scrambled = oracle_dr_loss(pooled[0], pooled[1].flip(1), pooled[2],
+                               **DEFAULTS)
+    image = oracle_dr_loss(logits, labels, weights, **DEFAULTS)
+    assert min(abs(want - scrambled), abs(want - image)) > 1e-3
 
 
 @pytest.mark.parametrize('num_classes', [1, 80])
@@ -94,14 +105,67 @@ def test_low_precision_logits(dtype):
     torch.testing.assert_close(out, DRLoss()(low.float(), labels, weights))
 
 
-def test_bad_arguments_and_inputs():
-    for kwargs in (dict(smooth='cubic'), dict(pair='all'), dict(pool='gpu'),
-                   dict(lam_neg=0), dict(L=-1), dict(impl='cuda')):
-        with pytest.raises(ValueError):
-            DRLoss(**kwargs)
-    with pytest.raises(ValueError, match='use_sigmoid'):
-        DRLoss(use_sigmoid=False)
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(smooth='cubic'), 'smooth'),
+    (dict(pair='all'), 'pair'),
+    (dict(pool='gpu'), 'pool'),
+    (dict(impl='cuda'), 'impl'),
+    (dict(lam_neg=0), 'lam_neg'),
+    (dict(lam_neg=1e-39), 'lam_neg'),
+    (dict(lam_pos=-1.0), 'lam_pos'),
+    (dict(lam_pos=float('nan')), 'lam_pos'),
+    (dict(lam_pos=float('inf')), 'lam_pos'),
+    (dict(L=-1), 'L'),
+    (dict(L=0), 'L'),
+    (dict(L=float('inf')), 'L'),
+    (dict(L=float('nan')), 'L'),
+    (dict(margin=float('nan')), 'margin'),
+    (dict(margin=float('inf')), 'margin'),
+    (dict(rho=0), 'rho'),
+    (dict(rho=1.5), 'rho'),
+    (dict(rho=float('nan')), 'rho'),
+    (dict(loss_weight=float('nan')), 'loss_weight'),
+    (dict(use_sigmoid=False), 'use_sigmoid'),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DRLoss(**kwargs)
+
+
+def test_smallest_temperature_is_exact():
+    """``lam = 1e-3`` (the smallest accepted): the reference still equals
+    the float64 oracle in float32."""
+    logits, labels, weights = make_inputs(dtype=torch.float32, seed=7)
+    params = dict(DEFAULTS, lam_pos=1e-3, lam_neg=1e-3)
+    out = DRLoss(
+        lam_pos=1e-3, lam_neg=1e-3, impl='reference')(logits, labels, weights)
+    want = oracle_dr_loss(logits, labels, weights, **params)
+    torch.testing.assert_close(out.double(),
+                               torch.tensor(want, dtype=torch.float64))
+
+
+def test_bad_inputs():
     logits, labels, weights = make_inputs(dtype=torch.float32)
-    logits[0, 0, 0] = float('nan')
-    with pytest.raises(ValueError, match='NaN/Inf'):
-        DRLoss()(logits, labels, weights)
+    nan = logits.clone()
+    nan[0, 0, 0] = float('nan')
+    with pytest.raises(ValueError, match='logits has .*NaN/Inf'):
+        DRLoss()(nan, labels, weights)
+    bad_weights = weights.clone()
+    bad_weights[1, 3] = float('nan')
+    with pytest.raises(ValueError, match='^label_weights has NaN/Inf'):
+        DRLoss()(logits, labels, bad_weights)
+    with pytest.raises(ValueError, match='^labels is on meta but'):
+        DRLoss()(logits, labels.to('meta'), weights)
+    with pytest.raises(ValueError, match='^label_weights is on meta but'):
+        DRLoss()(logits, labels, weights.to('meta'))
+    with pytest.raises(TypeError, match='labels must be integers'):
+        DRLoss()(logits, labels.float(), weights)
+
+
+@pytest.mark.parametrize('pair', ['dr', 'neg_only'])
+@pytest.mark.parametrize('dtype', [torch.int32, torch.uint8])
+def test_narrow_integer_labels_equal_int64(pair, dtype):
+    logits, labels, weights = make_inputs(dtype=torch.float32)
+    loss = DRLoss(pair=pair)
+    torch.testing.assert_close(
+        loss(logits, labels.to(dtype), weights), loss(logits, labels, weights))

@@ -2,6 +2,7 @@
 box loss exactly RetinaHead's, classifier prior 0.5."""
 import math
 
+import pytest
 import torch
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
@@ -58,6 +59,21 @@ def _batch():
     return feats, gts, metas
 
 
+def _level_targets(head, cls_scores, gts, metas):
+    """Per-level labels and weights ``(B, A_l)`` from the head's targets."""
+    anchors, valid = head.get_anchors([s.shape[-2:] for s in cls_scores],
+                                      metas,
+                                      device='cpu')
+    return head.get_targets(anchors, valid, gts, metas)[:2]
+
+
+def _joined_scores(cls_scores):
+    """``(B, A, C)``: every level of each image, detached."""
+    return torch.cat([
+        s.permute(0, 2, 3, 1).reshape(2, -1, NUM_CLASSES) for s in cls_scores
+    ], 1).detach()
+
+
 def _heads():
     init_default_scope('mmdet')
     dr = DRRetinaHead(loss_cls=dict(type='DRLoss'), **HEAD)
@@ -81,13 +97,8 @@ def test_head_loss_pools_every_level_of_each_image():
     losses = dr.loss_by_feat(cls_scores, bbox_preds, gts, metas)
 
     # The oracle on the concatenation of all levels of each image.
-    anchors, valid = dr.get_anchors([s.shape[-2:] for s in cls_scores],
-                                    metas,
-                                    device='cpu')
-    labels_list, weights_list = dr.get_targets(anchors, valid, gts, metas)[:2]
-    scores = torch.cat([
-        s.permute(0, 2, 3, 1).reshape(2, -1, NUM_CLASSES) for s in cls_scores
-    ], 1).detach()
+    labels_list, weights_list = _level_targets(dr, cls_scores, gts, metas)
+    scores = _joined_scores(cls_scores)
     labels = torch.cat(labels_list, 1)
     weights = torch.cat(weights_list, 1)
     assert {0, 1, 2} <= set(labels.unique().tolist())
@@ -136,3 +147,54 @@ def test_head_builds_from_config_and_predicts():
     metas = [dict(m, scale_factor=(1., 1.)) for m in metas]
     results = head.predict_by_feat(*head(feats), batch_img_metas=metas)
     assert len(results) == 2 and (results[0].scores >= 0.2).all()
+
+
+def test_head_batch_pooling_equals_the_oracle_pooling_every_image():
+    init_default_scope('mmdet')
+    head = DRRetinaHead(loss_cls=dict(type='DRLoss', pool='batch'), **HEAD)
+    feats, gts, metas = _batch()
+    cls_scores, bbox_preds = head(feats)
+    loss = head.loss_by_feat(cls_scores, bbox_preds, gts, metas)['loss_cls']
+    labels, weights = (
+        torch.cat(t, 1) for t in _level_targets(head, cls_scores, gts, metas))
+    want = oracle_dr_loss(
+        _joined_scores(cls_scores).double(),
+        labels,
+        weights,
+        lam_pos=1.0,
+        lam_neg=0.1 / math.log(3.5),
+        L=6.0,
+        margin=0.5,
+        tau=4.0,
+        pool='batch')
+    torch.testing.assert_close(
+        loss.double(),
+        torch.tensor(want, dtype=torch.float64),
+        rtol=1e-5,
+        atol=1e-6)
+
+
+def test_decoded_box_loss_equals_retina_head():
+    """``reg_decoded_bbox``: the mixin's box loss is RetinaHead's."""
+    init_default_scope('mmdet')
+    cfg = dict(HEAD, reg_decoded_bbox=True, loss_bbox=dict(type='GIoULoss'))
+    dr = DRRetinaHead(loss_cls=dict(type='DRLoss'), **cfg)
+    focal = RetinaHead(
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True), **cfg)
+    focal.load_state_dict(dr.state_dict())
+    feats, gts, metas = _batch()
+    ours = dr.loss_by_feat(*dr(feats), gts, metas)['loss_bbox']
+    theirs = focal.loss_by_feat(*focal(feats), gts, metas)['loss_bbox']
+    assert len(ours) == 3
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b)
+
+
+def test_dr_loss_in_a_plain_retina_head_names_the_image_level_head():
+    init_default_scope('mmdet')
+    head = MODELS.build(
+        dict(type='RetinaHead', loss_cls=dict(type='DRLoss'), **HEAD))
+    feats, gts, metas = _batch()
+    with pytest.raises(
+            ValueError, match='DRRetinaHead.*ImageLevelClsLossMixin'):
+        head.loss_by_feat(*head(feats), gts, metas)

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from mmdet.models.losses import CrossEntropyLoss, FocalLoss
 from mmdet.registry import MODELS
 
-from mmdet_lossplug.models.losses import (Poly1CrossEntropyLoss,
+from mmdet_lossplug.models.losses import (AdaptiveFocalLoss,
+                                          Poly1CrossEntropyLoss,
                                           Poly1StarFocalLoss, PolyFocalLoss,
                                           PolyNCrossEntropyLoss)
 
@@ -323,20 +324,22 @@ def test_empty_batch_gives_zero_and_backward_runs(loss):
     lambda e: Poly1CrossEntropyLoss(epsilon=e),
     lambda e: PolyNCrossEntropyLoss(epsilons=(0.0, e)),
 ])
-@pytest.mark.parametrize('bad', [-1.01, -5.0, float('nan')])
-def test_epsilon_below_minus_one_rejected(build, bad):
-    with pytest.raises(ValueError, match='must be >= -1'):
+@pytest.mark.parametrize('bad', [-1.01, -5.0, float('nan'), float('inf')])
+def test_epsilon_below_minus_one_or_not_finite_rejected(build, bad):
+    with pytest.raises(
+            ValueError, match=r'epsilon.* must be a finite number in \[-1,'):
         build(bad)
 
 
 def test_bad_inputs_name_the_problem():
     focal, ce = PolyFocalLoss(), Poly1CrossEntropyLoss()
     x = torch.randn(4, 3)
-    with pytest.raises(ValueError, match=r'label 4 outside \[0, 3\]'):
+    with pytest.raises(
+            ValueError, match=r'target has values outside \[0, 3\]'):
         focal(x, torch.tensor([0, 1, 4, 3]))
-    with pytest.raises(ValueError, match=r'label -1 outside'):
+    with pytest.raises(ValueError, match=r'target has values outside'):
         focal(x, torch.tensor([0, 1, -1, 3]))
-    with pytest.raises(ValueError, match=r'label 3 outside \[0, 2\]'):
+    with pytest.raises(ValueError, match=r'label has values outside \[0, 2\]'):
         ce(x, torch.tensor([0, 1, 3, 2]))
     with pytest.raises(ValueError, match=r'shape \(N, C\), got \(4,\)'):
         focal(torch.randn(4), torch.tensor([0, 1, 2, 3]))
@@ -353,9 +356,9 @@ def test_bad_inputs_name_the_problem():
     for bad in (float('nan'), float('inf')):
         y = x.clone()
         y[1, 2] = bad
-        with pytest.raises(ValueError, match='1 NaN/Inf'):
+        with pytest.raises(ValueError, match='pred has NaN/Inf'):
             focal(y, torch.tensor([0, 1, 2, 3]))
-        with pytest.raises(ValueError, match='1 NaN/Inf'):
+        with pytest.raises(ValueError, match='cls_score has NaN/Inf'):
             ce(y, torch.tensor([0, 1, 2, 0]))
     with pytest.raises(ValueError, match='sigmoid loss'):
         PolyFocalLoss(use_sigmoid=False)
@@ -371,3 +374,129 @@ def test_losses_build_from_registry():
         loss = MODELS.build(cfg)
         assert type(loss).__name__ == cfg['type']
     assert MODELS.build(dict(type='Poly1CrossEntropyLoss')).epsilon == -1.0
+
+
+# ------------------------------------------------------------ bad input --
+
+
+@pytest.mark.parametrize('kwargs,name', [
+    (dict(gamma=float('nan')), 'gamma'),
+    (dict(gamma=float('inf')), 'gamma'),
+    (dict(gamma=-0.5), 'gamma'),
+    (dict(alpha=1.5), 'alpha'),
+    (dict(alpha=float('nan')), 'alpha'),
+    (dict(loss_weight=float('nan')), 'loss_weight'),
+    (dict(loss_weight=-1.0), 'loss_weight'),
+])
+@pytest.mark.parametrize('cls', [PolyFocalLoss, Poly1StarFocalLoss])
+def test_focal_constructor_numbers_checked(cls, kwargs, name):
+    with pytest.raises(ValueError, match=f'^{name} must be a finite number'):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(class_weight=[1.0, float('nan')]), r'class_weight\[1\]'),
+    (dict(class_weight=[1.0, -2.0]), r'class_weight\[1\]'),
+    (dict(loss_weight=float('inf')), 'loss_weight'),
+    (dict(label_smoothing=float('nan')), 'label_smoothing'),
+])
+def test_ce_constructor_numbers_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Poly1CrossEntropyLoss(**kwargs)
+
+
+@pytest.mark.parametrize('dtype', [torch.int32, torch.uint8, torch.int16])
+@pytest.mark.parametrize('loss', [
+    PolyFocalLoss(epsilon=0.5),
+    Poly1CrossEntropyLoss(epsilon=-0.5),
+    Poly1CrossEntropyLoss(use_sigmoid=True),
+    PolyNCrossEntropyLoss(epsilons=(0.2, 0.1), label_smoothing=0.1)
+])
+def test_narrow_integer_labels_equal_int64(dtype, loss):
+    logits = torch.randn(20, 4)
+    labels = random_labels(20, 4)
+    torch.testing.assert_close(
+        loss(logits, labels.to(dtype)), loss(logits, labels))
+
+
+@pytest.mark.parametrize('loss,name', [(PolyFocalLoss(), 'target'),
+                                       (Poly1CrossEntropyLoss(), 'label')])
+def test_labels_and_weights_on_another_device_named(loss, name):
+    """'meta' stands in for a second device: the check is the same."""
+    logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match=f'^{name} is on meta but '):
+        loss(logits, labels.to('meta'))
+    with pytest.raises(ValueError, match='^weight is on meta but '):
+        loss(logits, labels, weight=torch.ones(4, device='meta'))
+
+
+@pytest.mark.parametrize('loss', [PolyFocalLoss(), Poly1CrossEntropyLoss()])
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_weight_rejected(loss, bad):
+    weight = torch.ones(4)
+    weight[2] = bad
+    with pytest.raises(ValueError, match='^weight has NaN/Inf'):
+        loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), weight)
+
+
+@pytest.mark.parametrize('bad', [2.0, -1.0, float('nan')])
+def test_one_hot_targets_outside_zero_one_rejected(bad):
+    target = F.one_hot(random_labels(6, 4), 4)[:, :3].float()
+    target[1, 1] = bad
+    with pytest.raises(
+            ValueError, match=r'^target \(one-hot or soft\).*\[0, 1\]'):
+        PolyFocalLoss()(torch.randn(6, 3), target)
+    soft = target.clone()
+    soft[1, 1] = 0.3  # soft targets in [0, 1] are fine
+    assert torch.isfinite(PolyFocalLoss()(torch.randn(6, 3), soft))
+
+
+def saturated_logits():
+    """float32 logits whose pt is exactly 1 (and exactly 0), with ordinary
+    ones between."""
+    return torch.tensor([[40., -40., 0.3], [-200., 200., -1.2],
+                         [2.0, -0.5, 1e-3]])
+
+
+@pytest.mark.parametrize('gamma', [0.0, 0.5])
+def test_gamma_below_one_has_finite_gradient_at_pt_one(gamma):
+    logits = saturated_logits().requires_grad_()
+    labels = torch.tensor([0, 1, 3])  # pt = 1 exactly at (0,0) and (1,1)
+    assert logits[0, 0].sigmoid() == 1 and logits[1, 1].sigmoid() == 1
+    PolyFocalLoss(gamma=gamma, epsilon=1.0)(logits, labels).backward()
+    assert torch.isfinite(logits.grad).all()
+    # softmax form: pt = 1 exactly for the first sample
+    logits = torch.tensor([[100., 0., 0.], [0.5, 0.2, -0.1]],
+                          requires_grad=True)
+    labels = torch.tensor([0, 2])
+    assert logits.log_softmax(1)[0, 0] == 0
+    AdaptiveFocalLoss(
+        gammas=(gamma, gamma), thresholds=(0.2, ))(logits, labels).backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def focal_oracle(logits, labels, gamma, alpha, epsilon):
+    """PolyFocal in float64 from its closed form, with -log(pt) and 1 - pt
+    written as softplus(-z) and sigmoid(-z) of the signed logit z."""
+    c = logits.size(1)
+    y = F.one_hot(labels, c + 1)[:, :c].double()
+    z = logits.double() * (2 * y - 1)  # pt = sigmoid(z)
+    one_minus_pt = torch.sigmoid(-z)
+    alpha_t = alpha * y + (1 - alpha) * (1 - y)
+    return alpha_t * (
+        one_minus_pt**gamma * F.softplus(-z) +
+        epsilon * one_minus_pt**(gamma + 1))
+
+
+@pytest.mark.parametrize('gamma', [1.0, 2.0, 2.5])
+def test_gamma_at_least_one_unchanged_against_float64_oracle(gamma):
+    logits = torch.cat([saturated_logits(), torch.randn(20, 3) * 4])
+    labels = torch.cat([torch.tensor([0, 1, 3]), random_labels(20, 4)])
+    x = logits.clone().requires_grad_()
+    ours = PolyFocalLoss(gamma=gamma, epsilon=0.5, reduction='none')(x, labels)
+    x64 = logits.double().requires_grad_()
+    want = focal_oracle(x64, labels, gamma, 0.25, 0.5)
+    torch.testing.assert_close(ours.double(), want, rtol=1e-5, atol=1e-7)
+    ours.sum().backward()
+    want.sum().backward()
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-5, atol=1e-7)

@@ -12,13 +12,13 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ...input_checks import (check_labels, check_logits, check_reduction,
-                             check_weight)
-from .poly_loss import sigmoid_focal_poly_loss, softmax_focal_poly_loss
+from ...input_checks import (check_labels, check_logits, check_number,
+                             check_reduction, check_weight)
+from .poly_loss import (binary_targets, sigmoid_focal_poly_loss,
+                        softmax_focal_poly_loss)
 from .reduction import reduce_loss
 
 
@@ -83,31 +83,38 @@ class AdaptiveFocalLoss(nn.Module):
             if p0 is None:
                 raise ValueError("gammas='auto' needs p0")
             gammas, thresholds = (focal_gamma_for_threshold(p0), 3.0), (p0, )
-        gammas, thresholds = tuple(map(float,
-                                       gammas)), tuple(map(float, thresholds))
+        gammas = tuple(
+            check_number(g, f'gammas[{k}]', low=0.0)
+            for k, g in enumerate(gammas))
+        thresholds = tuple(map(float, thresholds))
         if len(gammas) != len(thresholds) + 1:
             raise ValueError(f'{len(gammas)} gammas need '
                              f'{len(gammas) - 1} thresholds, got {thresholds}')
-        if any(g < 0 for g in gammas):
-            raise ValueError(f'gammas must be >= 0, got {gammas}')
         if list(thresholds) != sorted(thresholds) or not all(
-                0 < t < 1 for t in thresholds):
+                0 < t < 1 for t in thresholds):  # also rejects NaN
             raise ValueError('thresholds must increase within (0, 1), got '
                              f'{thresholds}')
         if alpha is not None and not use_sigmoid:
             raise ValueError('alpha is defined for the sigmoid form only')
         self.use_sigmoid = use_sigmoid
+        # Python floats (also for 'auto': Lambert W runs here, once), which
+        # FocalGammaScheduleHook may replace between iterations.
         self.gammas = gammas
         self.thresholds = thresholds
-        self.alpha = alpha
+        self.alpha = None if alpha is None else check_number(
+            alpha, 'alpha', low=0.0, high=1.0)
         self.reduction = reduction
-        self.loss_weight = loss_weight
+        self.loss_weight = check_number(loss_weight, 'loss_weight', low=0.0)
 
     def gamma_of(self, pt: Tensor) -> Tensor:
-        """Each sample's gamma from its (detached) ``pt``."""
-        band = torch.bucketize(
-            pt.detach(), pt.new_tensor(self.thresholds), right=True)
-        return pt.new_tensor(self.gammas)[band]
+        """Each sample's gamma from its (detached) ``pt``: ``gammas[k]`` for
+        ``thresholds[k-1] <= pt < thresholds[k]``. Built from Python
+        scalars, so no host-to-device copy per call."""
+        pt = pt.detach()
+        gamma = torch.full_like(pt, self.gammas[0])
+        for threshold, higher in zip(self.thresholds, self.gammas[1:]):
+            gamma = torch.where(pt >= threshold, higher, gamma)
+        return gamma
 
     def forward(self,
                 pred: Tensor,
@@ -120,16 +127,16 @@ class AdaptiveFocalLoss(nn.Module):
         reduction = reduction_override or self.reduction
         check_logits(pred)
         num_classes = pred.size(1)
-        check_labels(
+        target = check_labels(
             target,
-            pred.size(0),
+            pred,
             max_label=num_classes if self.use_sigmoid else num_classes - 1)
         check_weight(weight, pred)
         # The focal functions hand gamma_of the pt they compute anyway.
         if self.use_sigmoid:
-            onehot = F.one_hot(target, num_classes + 1)[:, :num_classes]
-            loss = sigmoid_focal_poly_loss(pred, onehot, self.gamma_of,
-                                           self.alpha)
+            loss = sigmoid_focal_poly_loss(pred,
+                                           binary_targets(target, num_classes),
+                                           self.gamma_of, self.alpha)
         else:
             loss = softmax_focal_poly_loss(pred, target, self.gamma_of)
         return self.loss_weight * reduce_loss(loss, weight, reduction,

@@ -22,12 +22,23 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ...input_checks import upcast_low_precision
+from ...input_checks import (check_finite, check_integer_labels, check_number,
+                             check_same_device, upcast_low_precision)
 from ...ops import dr_expectation_fn
 
 SMOOTHS = ('logistic', 'quadratic', 'hinge')
 PAIRS = ('dr', 'neg_only')
 POOLS = ('image', 'batch')
+# The smallest temperature accepted: scores p / lam up to 1000 keep the
+# softmax weights' differences resolvable in float32 (the paper's lambdas
+# are above 0.03; much smaller ones make the expectations a hard max).
+MIN_LAMBDA = 1e-3
+IMAGE_LEVEL_HEADS = (
+    'DRLoss ranks all anchors of each image together and takes '
+    'cls_score (B, A, C), labels (B, A), label_weights (B, A) without '
+    'avg_factor; a plain anchor head calls its loss once per FPN level. Use '
+    "bbox_head=dict(type='DRRetinaHead', ...) or mix "
+    'mmdet_lossplug.models.dense_heads.ImageLevelClsLossMixin into your head')
 
 
 def ranking_loss(z: Tensor, smooth: str, L: float, rho: float) -> Tensor:
@@ -47,16 +58,21 @@ class DRLoss(nn.Module):
 
     Args:
         lam_pos (float): Temperature ``lambda+`` of the positives'
-            distribution, ``1 / ln(h+)``. Defaults to 1.0 (``h+ = e``).
+            distribution, ``1 / ln(h+)``, finite and ``>= 1e-3``. Defaults
+            to 1.0 (``h+ = e``).
         lam_neg (float): Temperature ``lambda-`` of the negatives',
-            ``0.1 / ln(h-)``. Defaults to ``0.1 / ln(3.5)``.
-        L (float): Smoothness of the logistic loss. Defaults to 6.0.
-        margin (float): Margin ``gamma`` between the expectations.
+            ``0.1 / ln(h-)``, finite and ``>= 1e-3``. Defaults to
+            ``0.1 / ln(3.5)``.
+        L (float): Smoothness of the logistic loss, finite and ``> 0``.
+            Defaults to 6.0.
+        margin (float): Margin ``gamma`` between the expectations, finite.
             Defaults to 0.5.
-        loss_weight (float): The paper's ``tau``; the loss is
-            ``loss_weight * mean over images``. Defaults to 4.0.
+        loss_weight (float): The paper's ``tau``, finite and ``>= 0``; the
+            loss is ``loss_weight * mean over images``. Defaults to 4.0.
         smooth (str): ``logistic``, ``quadratic`` or ``hinge``.
-        rho (float): Width of the quadratic smoothing. Defaults to 0.5.
+        rho (float): Width of the quadratic smoothing, in ``(0, 1]`` (the
+            expectations, hence ``E- - E+``, lie in ``[0, 1]`` and
+            ``[-1, 1]``). Defaults to 0.5.
         pair (str): ``dr`` (``l(E- - E+ + margin)``) or ``neg_only``
             (``mean over positives of l(E- - p + margin)``).
         pool (str): ``image`` (one distribution per image, the paper's) or
@@ -87,21 +103,17 @@ class DRLoss(nn.Module):
             if value not in allowed:
                 raise ValueError(
                     f'{name} must be one of {allowed}, got {value!r}')
-        for name, value in (('lam_pos', lam_pos), ('lam_neg', lam_neg),
-                            ('L', L), ('rho', rho)):
-            if not value > 0:
-                raise ValueError(f'{name} must be > 0, got {value}')
         if not use_sigmoid:
             raise ValueError('DRLoss ranks sigmoid scores; '
                              'use_sigmoid=False is not supported')
         self.expectation = dr_expectation_fn(impl)
-        self.lam_pos = float(lam_pos)
-        self.lam_neg = float(lam_neg)
-        self.L = float(L)
-        self.margin = float(margin)
-        self.loss_weight = loss_weight
+        self.lam_pos = check_number(lam_pos, 'lam_pos', low=MIN_LAMBDA)
+        self.lam_neg = check_number(lam_neg, 'lam_neg', low=MIN_LAMBDA)
+        self.L = check_number(L, 'L', low=0.0, low_open=True)
+        self.margin = check_number(margin, 'margin')
+        self.loss_weight = check_number(loss_weight, 'loss_weight', low=0.0)
         self.smooth = smooth
-        self.rho = float(rho)
+        self.rho = check_number(rho, 'rho', low=0.0, high=1.0, low_open=True)
         self.pair = pair
         self.pool = pool
         self.impl = impl
@@ -110,19 +122,37 @@ class DRLoss(nn.Module):
     def forward(self,
                 cls_score: Tensor,
                 labels: Tensor,
-                label_weights: Optional[Tensor] = None) -> Tensor:
+                label_weights: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None) -> Tensor:
         """
         Args:
             cls_score (Tensor): ``(B, A, C)`` logits of all levels of each
                 image, concatenated.
-            labels (Tensor): ``(B, A)`` in ``[0, C]``, ``C`` = background.
-            label_weights (Tensor, optional): ``(B, A)``; ``0`` ignores an
-                anchor.
+            labels (Tensor): ``(B, A)`` integers in ``[0, C]``, ``C`` =
+                background.
+            label_weights (Tensor, optional): ``(B, A)``, finite; ``<= 0``
+                ignores an anchor.
+            avg_factor: Must be None: DR loss has no normaliser. Accepted
+                only to name the right head when a per-level anchor head
+                passes it.
 
         Returns:
             Tensor: Scalar ``loss_weight * mean_i loss_i`` (float32).
         """
-        if self.pool == 'batch' and cls_score.dim() == 3:
+        if cls_score.dim() != 3 or avg_factor is not None:
+            raise ValueError(
+                f'{IMAGE_LEVEL_HEADS} (got cls_score of shape '
+                f'{tuple(cls_score.shape)}' +
+                ('' if avg_factor is None else ' and an avg_factor') + ')')
+        check_same_device(labels, cls_score, 'labels', 'cls_score')
+        check_integer_labels(labels, 'labels')
+        labels = labels.long()
+        if label_weights is not None:
+            check_same_device(label_weights, cls_score, 'label_weights',
+                              'cls_score')
+            if label_weights.is_floating_point():
+                check_finite(label_weights, 'label_weights')
+        if self.pool == 'batch':
             cls_score = cls_score.reshape(1, -1, cls_score.size(-1))
             labels = labels.reshape(1, -1)
             if label_weights is not None:

@@ -30,13 +30,28 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ...input_checks import (check_epsilon, check_labels, check_logits,
-                             check_reduction, check_weight,
-                             upcast_low_precision)
+from ...input_checks import (check_binary_targets, check_epsilon, check_labels,
+                             check_logits, check_number, check_reduction,
+                             check_weight, upcast_low_precision)
 from .reduction import reduce_loss
 
 # (power, coefficient) pairs of the polynomial added to the base loss.
 PolyTerms = Sequence[Tuple[Union[float, Tensor], float]]
+
+
+def power_of_one_minus_pt(one_minus_pt: Tensor,
+                          power: Union[float, Tensor]) -> Tensor:
+    """``(1 - pt) ** power`` with a finite gradient everywhere.
+
+    At ``pt = 1`` (reached in float32 by a confident sample) the derivative
+    ``power (1 - pt)^(power - 1)`` is infinite for ``power < 1`` and the
+    chain rule makes it ``inf * 0 = NaN``. Clamping ``1 - pt`` at the
+    smallest normal number keeps every value above it unchanged, gives the
+    limit's gradient 0 below it, and also absorbs a rounding ``1 - pt``
+    just below 0 (label smoothing), whose fractional power would be NaN.
+    """
+    tiny = torch.finfo(one_minus_pt.dtype).tiny
+    return one_minus_pt.clamp(min=tiny).pow(power)
 
 
 def polynomial_tail(one_minus_pt: Tensor, terms: PolyTerms) -> Tensor:
@@ -44,7 +59,8 @@ def polynomial_tail(one_minus_pt: Tensor, terms: PolyTerms) -> Tensor:
     tail = torch.zeros_like(one_minus_pt)
     for power, coefficient in terms:
         if coefficient != 0:
-            tail = tail + coefficient * one_minus_pt.pow(power)
+            tail = tail + coefficient * power_of_one_minus_pt(
+                one_minus_pt, power)
     return tail
 
 
@@ -55,12 +71,19 @@ Gamma = Union[float, Tensor, Callable[[Tensor], Tensor]]
 
 def modulate(base: Tensor, one_minus_pt: Tensor, gamma: Gamma) -> Tensor:
     """Focal modulation ``(1 - pt) ** gamma * base``; ``gamma = 0`` is the
-    base loss itself (and skips a pow whose gradient at ``pt = 1`` is 0/0)."""
+    base loss itself."""
     if callable(gamma):
         gamma = gamma(1 - one_minus_pt.detach())
     elif not isinstance(gamma, Tensor) and gamma == 0:
         return base
-    return one_minus_pt.pow(gamma) * base
+    return power_of_one_minus_pt(one_minus_pt, gamma) * base
+
+
+def binary_targets(labels: Tensor, num_classes: int) -> Tensor:
+    """``(N,)`` labels in ``[0, C]`` to ``(N, C)`` 0/1 targets; label ``C``
+    (background) is the all-zero row. A comparison gives the mask directly
+    (``F.one_hot`` needs int64 labels and a column ``C`` to drop)."""
+    return labels[:, None] == torch.arange(num_classes, device=labels.device)
 
 
 def sigmoid_focal_poly_loss(pred: Tensor,
@@ -152,7 +175,7 @@ def softmax_focal_poly_loss(cls_score: Tensor,
     log_prob = F.log_softmax(cls_score, dim=1)
     if label_smoothing > 0:
         num_classes = cls_score.size(1)
-        target = F.one_hot(safe_label, num_classes).to(log_prob.dtype)
+        target = binary_targets(safe_label, num_classes).to(log_prob.dtype)
         target = target * (1 - label_smoothing) + label_smoothing / num_classes
         ce = -(target * log_prob).sum(dim=1)
         one_minus_pt = 1 - (target * log_prob.exp()).sum(dim=1)
@@ -186,17 +209,14 @@ class SigmoidFocalPolyLossBase(nn.Module):
             raise ValueError(f'{type(self).__name__} is a sigmoid loss; '
                              'use_sigmoid=False is not supported')
         check_reduction(reduction, allow_none=False)
-        if alpha is not None and not 0 <= alpha <= 1:
-            raise ValueError(f'alpha must be in [0, 1] or None, got {alpha}')
-        if gamma < 0:
-            raise ValueError(f'gamma must be >= 0, got {gamma}')
         self.use_sigmoid = use_sigmoid
-        self.gamma = float(gamma)
-        self.alpha = alpha
+        self.gamma = check_number(gamma, 'gamma', low=0.0)
+        self.alpha = None if alpha is None else check_number(
+            alpha, 'alpha', low=0.0, high=1.0)
         self.epsilon = check_epsilon(epsilon)
         self.alpha_on_poly = alpha_on_poly
         self.reduction = reduction
-        self.loss_weight = loss_weight
+        self.loss_weight = check_number(loss_weight, 'loss_weight', low=0.0)
         self.activated = activated
 
     def poly_terms(self) -> PolyTerms:
@@ -212,8 +232,9 @@ class SigmoidFocalPolyLossBase(nn.Module):
         Args:
             pred (Tensor): Logits ``(N, C)`` (probabilities if
                 ``activated``).
-            target (Tensor): Labels ``(N,)`` in ``[0, C]``, ``C`` being
-                background, or binary targets ``(N, C)``.
+            target (Tensor): Integer labels ``(N,)`` in ``[0, C]``, ``C``
+                being background, or one-hot/soft targets ``(N, C)`` in
+                ``[0, 1]``.
             weight (Tensor, optional): ``(N,)`` or ``(N, C)``.
             avg_factor (float, optional): Divisor of the summed loss for
                 ``mean`` (the number of positives in dense heads).
@@ -224,13 +245,10 @@ class SigmoidFocalPolyLossBase(nn.Module):
         check_logits(pred)
         num_classes = pred.size(1)
         if target.dim() == 1:
-            check_labels(target, pred.size(0), max_label=num_classes)
-            # Background (label C) is the all-zero row.
-            target = F.one_hot(target, num_classes + 1)[:, :num_classes]
-        elif target.shape != pred.shape:
-            raise ValueError(
-                f'target must be labels ({pred.size(0)},) or one-hot '
-                f'{tuple(pred.shape)}, got {tuple(target.shape)}')
+            target = binary_targets(
+                check_labels(target, pred, max_label=num_classes), num_classes)
+        else:
+            check_binary_targets(target, pred)
         check_weight(weight, pred)
         loss = sigmoid_focal_poly_loss(pred, target, self.gamma, self.alpha,
                                        self.poly_terms(), self.alpha_on_poly,
@@ -322,7 +340,7 @@ class PolyNCrossEntropyLoss(nn.Module):
                  avg_non_ignore: bool = False) -> None:
         super().__init__()
         check_reduction(reduction, allow_none=False)
-        if not 0 <= label_smoothing < 1:
+        if not 0 <= label_smoothing < 1:  # also rejects NaN
             raise ValueError(
                 f'label_smoothing must be in [0, 1), got {label_smoothing}')
         if use_sigmoid and label_smoothing > 0:
@@ -335,10 +353,17 @@ class PolyNCrossEntropyLoss(nn.Module):
             check_epsilon(eps, f'epsilons[{j}]')
             for j, eps in enumerate(epsilons))
         self.label_smoothing = float(label_smoothing)
-        self.class_weight = class_weight
+        if class_weight is not None:
+            checked = [
+                check_number(w, f'class_weight[{k}]', low=0.0)
+                for k, w in enumerate(class_weight)
+            ]
+            class_weight = torch.tensor(checked, dtype=torch.float)
+        # A buffer moves with the model: no host-to-device copy per call.
+        self.register_buffer('class_weight', class_weight, persistent=False)
         self.ignore_index = ignore_index
         self.reduction = reduction
-        self.loss_weight = loss_weight
+        self.loss_weight = check_number(loss_weight, 'loss_weight', low=0.0)
         self.avg_non_ignore = avg_non_ignore
 
     def poly_terms(self) -> PolyTerms:
@@ -368,15 +393,15 @@ class PolyNCrossEntropyLoss(nn.Module):
             else ignore_index
         check_logits(cls_score, 'cls_score')
         num_classes = cls_score.size(1)
-        check_labels(
+        label = check_labels(
             label,
-            cls_score.size(0),
+            cls_score,
             max_label=num_classes if self.use_sigmoid else num_classes - 1,
             ignore_index=ignore_index,
-            name='label')
+            name='label',
+            pred_name='cls_score')
         check_weight(weight, cls_score)
-        class_weight = None if self.class_weight is None else \
-            cls_score.new_tensor(self.class_weight, dtype=torch.float)
+        class_weight = self.class_weight
         if class_weight is not None and class_weight.numel() != num_classes:
             raise ValueError(f'class_weight has {class_weight.numel()} '
                              f'entries for {num_classes} classes')
@@ -390,8 +415,8 @@ class PolyNCrossEntropyLoss(nn.Module):
                                            self.label_smoothing, class_weight,
                                            ignore_index)
         if avg_factor is None and self.avg_non_ignore and reduction == 'mean':
-            avg_factor = int(valid.sum()) * (
-                num_classes if self.use_sigmoid else 1)
+            # A tensor: reading the count back would sync with the device.
+            avg_factor = valid.sum() * (num_classes if self.use_sigmoid else 1)
         return self.loss_weight * reduce_loss(loss, weight, reduction,
                                               avg_factor)
 
@@ -402,7 +427,7 @@ class PolyNCrossEntropyLoss(nn.Module):
         num_classes = cls_score.size(1)
         safe_label = torch.where(valid, label,
                                  torch.full_like(label, num_classes))
-        target = F.one_hot(safe_label, num_classes + 1)[:, :num_classes]
+        target = binary_targets(safe_label, num_classes)
         loss = sigmoid_focal_poly_loss(
             cls_score,
             target,
@@ -410,7 +435,7 @@ class PolyNCrossEntropyLoss(nn.Module):
             alpha=None,
             poly_terms=self.poly_terms())
         if class_weight is not None:  # pos_weight: scales positives only
-            loss = loss * torch.where(target.bool(), class_weight,
+            loss = loss * torch.where(target, class_weight,
                                       torch.ones_like(class_weight))
         return loss * valid[:, None]
 
