@@ -38,11 +38,16 @@ def extensions():
         osp.join(CSRC, 'dr_expectation.cpp'),
         osp.join(CSRC, 'cpu', 'dr_expectation_cpu.cpp')
     ]
-    # -ffast-math lets GCC vectorise the CPU kernel's exp (glibc's libmvec);
-    # it is a compile flag only: not linked, it sets no FTZ for the process.
-    # -fopenmp: at::parallel_for is OpenMP inline code; without the flag it
-    # silently runs on one thread.
-    args = dict(cxx=['-O3', '-std=c++17', '-ffast-math', '-fopenmp'])
+    # No -ffast-math: the kernels meet infinities (exp(-|x|) of a large
+    # logit) and must count NaN inputs; they are written to vectorise
+    # without it. -fno-trapping-math (nothing reads the floating-point
+    # exception flags) lets GCC evaluate both sides of a select, which
+    # vectorising the kernels' branch-free loops needs; IEEE results, inf
+    # and NaN included, are unchanged. No -std: torch's build helper picks
+    # the standard it needs. -fopenmp: at::parallel_for is OpenMP inline
+    # code; without the flag it silently runs on one thread.
+    args = dict(cxx=['-O3', '-fno-trapping-math', '-fno-math-errno',
+                     '-fopenmp'])
     link_args = ['-fopenmp']
     if build_cpu_has_avx2():
         args['cxx'] += ['-mavx2', '-mfma']  # 8-wide exp: 2.5x the SSE2 build
@@ -50,7 +55,7 @@ def extensions():
         os.getenv('FORCE_CUDA', '0') == '1'
     if with_cuda:
         sources.append(osp.join(CSRC, 'cuda', 'dr_expectation_cuda.cu'))
-        args['nvcc'] = ['-O3', '-std=c++17']
+        args['nvcc'] = ['-O3']
         ext = CUDAExtension(
             'mmdet_lossplug._ext',
             sources,
