@@ -46,8 +46,8 @@ def extensions():
     # and NaN included, are unchanged. No -std: torch's build helper picks
     # the standard it needs. -fopenmp: at::parallel_for is OpenMP inline
     # code; without the flag it silently runs on one thread.
-    args = dict(cxx=['-O3', '-fno-trapping-math', '-fno-math-errno',
-                     '-fopenmp'])
+    args = dict(
+        cxx=['-O3', '-fno-trapping-math', '-fno-math-errno', '-fopenmp'])
     link_args = ['-fopenmp']
     if build_cpu_has_avx2():
         args['cxx'] += ['-mavx2', '-mfma']  # 8-wide exp: 2.5x the SSE2 build

@@ -27,15 +27,15 @@ def _softmax_weights(values, sign, lam):
 
 def _softmax_expectation(values, sign, lam):
     """sum_j q_j p_j with q = softmax(sign * p / lam) over ``values``."""
-    return sum(
-        q * p for q, p in zip(_softmax_weights(values, sign, lam), values))
+    return sum(q * p
+               for q, p in zip(_softmax_weights(values, sign, lam), values))
 
 
 def _sets(img_logits, img_labels, img_weights):
     """The image's positives and negatives as {(a, k): logit}."""
     pos, neg = {}, {}
-    for a, (row, label, w) in enumerate(
-            zip(img_logits, img_labels, img_weights)):
+    for a, (row, label,
+            w) in enumerate(zip(img_logits, img_labels, img_weights)):
         if w <= 0:
             continue
         for k, x in enumerate(row):
@@ -55,8 +55,7 @@ def expectations(logits, labels, weights, lam_pos, lam_neg):
     return e_neg, e_pos
 
 
-def expectation_grads(logits, labels, weights, lam_pos, lam_neg, g_neg,
-                      g_pos):
+def expectation_grads(logits, labels, weights, lam_pos, lam_neg, g_neg, g_pos):
     """d(sum_i g_neg[i] E-_i + g_pos[i] E+_i) / d logits as nested lists,
     from appendix A: dE/dp_j = q_j (1 + s (p_j - E) / lam), s = +1 for the
     negatives, -1 for the positives, times dp/dx."""

@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+from torch.autograd import Function
 
 from ..input_checks import check_values
 from .reference import check_dr_arguments, dr_expectation_reference
@@ -33,6 +33,23 @@ HAS_EXT = _ext is not None
 HAS_CUDA_KERNEL = HAS_EXT and _ext.has_cuda()
 
 
+class _NoSecondDerivative(Function):
+    """Marks the op's gradient: differentiating it again (a gradient
+    penalty, double backward) raises instead of silently missing the op's
+    second derivative."""
+
+    @staticmethod
+    def forward(ctx, grad: Tensor) -> Tensor:
+        return grad.view_as(grad)
+
+    @staticmethod
+    def backward(ctx, _):
+        raise RuntimeError(
+            'mmdet_lossplug: the DR expectation op has no second derivative '
+            '(double backward, gradient penalties); use DRLoss(impl='
+            '"reference") there')
+
+
 def _acc_dtype(logits: Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
@@ -42,10 +59,10 @@ if HAS_EXT:
     @torch.library.register_fake('mmdet_lossplug::dr_expectation')
     def _dr_expectation_fake(logits, labels, label_weights, lam_pos, lam_neg):
         batch, acc = logits.size(0), _acc_dtype(logits)
-        return (logits.new_empty(batch, dtype=acc),
-                logits.new_empty(batch, dtype=acc),
-                logits.new_empty(batch, _ext.NUM_STATS, dtype=acc),
-                labels.new_empty(_ext.NUM_STATUS))
+        stats = logits.new_empty(batch, _ext.NUM_STATS, dtype=acc)
+        status = labels.new_empty(_ext.NUM_STATUS)
+        e_neg, e_pos = (logits.new_empty(batch, dtype=acc) for _ in range(2))
+        return e_neg, e_pos, stats, status
 
     @torch.library.register_fake('mmdet_lossplug::dr_expectation_backward')
     def _dr_expectation_backward_fake(grad_e_neg, grad_e_pos, logits, labels,
@@ -58,14 +75,15 @@ if HAS_EXT:
         ctx.lams = (lam_pos, lam_neg)
         ctx.mark_non_differentiable(output[2], output[3])
 
-    # The backward is not itself differentiable: a second derivative
-    # raises a clear error (once_differentiable) instead of a wrong value.
-    @once_differentiable
     def _backward(ctx, grad_e_neg, grad_e_pos, _grad_stats, _grad_status):
         logits, labels, label_weights, stats = ctx.saved_tensors
         grad = torch.ops.mmdet_lossplug.dr_expectation_backward(
             grad_e_neg, grad_e_pos, logits, labels, label_weights, stats,
             *ctx.lams)
+        if torch.is_grad_enabled() and (logits.requires_grad
+                                        or grad_e_neg.requires_grad
+                                        or grad_e_pos.requires_grad):
+            grad = _NoSecondDerivative.apply(grad)  # under create_graph
         return grad, None, None, None, None
 
     torch.library.register_autograd(

@@ -81,11 +81,11 @@ ChunkResult<acc_t> chunk_sums(const scalar_t* logits,
       const acc_t v = static_cast<acc_t>(x[k]);
       non_finite[l] += (v - v) != acc_t(0);  // NaN for NaN and +-inf
     });
+    const int64_t label = checked_label(labels[a], classes, status);
     if (weights != nullptr) {
       status[kNanWeights] += weights[a] != weights[a];
       if (!(weights[a] > 0.f)) continue;
     }
-    const int64_t label = checked_label(labels[a], classes, status);
     for_each_class(classes, [&](int l, int64_t k) {
       const acc_t v = k == label ? -inf : static_cast<acc_t>(x[k]);
       neg_max[l] = v > neg_max[l] ? v : neg_max[l];
