@@ -15,6 +15,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <mutex>
 
 #include "cpu/dr_expectation_cpu.h"
 #include "dr_expectation_math.h"
@@ -132,6 +133,25 @@ void raise_on_bad_values(const Inputs& in, const at::Tensor& status) {
                     count[kNanWeights], " NaN value(s)");
 }
 
+// The CPU backward's gradient, in a buffer reused while nobody else holds
+// it: a fresh gradient-sized allocation (100 MB and more) is page-faulted
+// in 4 KB at a time on every call, which costs as long as computing it
+// (CUDA's caching allocator does the same reuse on GPUs). Costs one idle
+// gradient-sized buffer between calls.
+at::Tensor reused_cpu_grad(const at::Tensor& like) {
+  static std::mutex mutex;
+  static c10::Storage spare;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const size_t bytes = like.numel() * like.element_size();
+  if (spare && spare.use_count() == 1 && spare.nbytes() == bytes) {
+    return at::empty({0}, like.options())
+        .set_(spare, 0, like.sizes(), like.strides());
+  }
+  auto grad = at::empty_like(like);
+  spare = grad.storage();
+  return grad;
+}
+
 using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 Outputs outputs(const at::Tensor& stats, const at::Tensor& status) {
@@ -162,7 +182,7 @@ at::Tensor backward_cpu_op(const at::Tensor& grad_e_neg,
   check_stats(stats, logits);
   const auto g_neg = checked_grad_factor(grad_e_neg, "grad_e_neg", logits);
   const auto g_pos = checked_grad_factor(grad_e_pos, "grad_e_pos", logits);
-  auto grad = at::empty_like(in.logits);
+  auto grad = reused_cpu_grad(in.logits);
   backward_cpu(in.logits, in.labels, in.weights, stats.contiguous(), g_neg,
                g_pos, lam_pos, lam_neg, grad);
   return grad;
