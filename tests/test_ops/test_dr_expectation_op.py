@@ -200,3 +200,24 @@ def test_cuda_kernel_compiles_with_plain_nvcc(arch, tmp_path):
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / 'dr.o').stat().st_size > 0
+
+
+def test_cpu_backward_reuses_its_buffer_only_when_free():
+    """The CPU backward hands out its previous gradient's buffer again only
+    once nobody holds it (or a view of it): a kept gradient never changes."""
+    logits, labels, weights = make_case(2, 300, 7, torch.float32, 'cpu')
+    x = logits.requires_grad_()
+
+    def grad(scale):
+        e_neg, e_pos = dr_expectation_op(x, labels, weights, LAM_POS, LAM_NEG)
+        return torch.autograd.grad((scale * e_neg - e_pos).sum(), x)[0]
+
+    kept = grad(1.0)
+    view = grad(2.0)[:, 1:]  # only a view of the second gradient is kept
+    want_kept, want_view = kept.clone(), view.clone()
+    fresh = grad(3.0)
+    assert torch.equal(kept, want_kept) and torch.equal(view, want_view)
+    assert not torch.equal(fresh, kept)
+    pointer = fresh.data_ptr()
+    del fresh
+    assert grad(3.0).data_ptr() == pointer  # reused once free
