@@ -2,11 +2,15 @@
 kernel, autograd registration, AOT dispatch), torch.compile(fullgraph=True)
 through the public entry point with the eager results, and a clear error on
 a second derivative."""
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.library import opcheck
 
 from mmdet_lossplug.ops import HAS_EXT, dr_expectation, dr_expectation_op
+from ..conftest import ROOT
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')
@@ -72,3 +76,28 @@ def test_second_derivative_raises_a_clear_error():
     grad, = torch.autograd.grad((e_neg - e_pos).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match='no second derivative'):
         (grad**2).sum().backward()
+
+
+def test_ops_import_without_mmdet_mmcv_or_mmengine():
+    """mmdet_lossplug.ops (and the operators) load with the OpenMMLab
+    packages blocked; the package's own __init__, which registers modules
+    with MMDetection, is bypassed."""
+    code = (
+        'import sys, types, os\n'
+        'for name in ("mmdet", "mmcv", "mmengine"):\n'
+        '    sys.modules[name] = None  # any import of them fails\n'
+        'package = types.ModuleType("mmdet_lossplug")\n'
+        'package.__path__ = [os.path.join(os.getcwd(), "mmdet_lossplug")]\n'
+        'sys.modules["mmdet_lossplug"] = package\n'
+        'import torch\n'
+        'from mmdet_lossplug.ops import HAS_EXT, dr_expectation\n'
+        'x = torch.randn(1, 4, 3)\n'
+        'print(HAS_EXT, dr_expectation(x, torch.tensor([[0, 3, 1, 2]]), '
+        'None, 1.0, 0.1)[0].shape)\n')
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ['True', 'torch.Size([1])']

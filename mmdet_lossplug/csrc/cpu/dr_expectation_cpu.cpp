@@ -69,27 +69,27 @@ ChunkResult<acc_t> chunk_sums(const scalar_t* logits,
   ChunkResult<acc_t> out{empty_image<acc_t>(), {}};
   int64_t* status = out.status;
   const acc_t inf = std::numeric_limits<acc_t>::infinity();
-  // Pass 1: every logit's finiteness; the extreme logits of both sets.
-  acc_t neg_max[kLanes], pos_min = inf;
-  int32_t non_finite[kLanes];
+  // Pass 1: every logit's finiteness (a sum of x - x: 0 unless some x is
+  // NaN or +-inf); the extreme logits of both sets.
+  acc_t neg_max[kLanes], finite[kLanes], pos_min = inf;
   std::fill(neg_max, neg_max + kLanes, -inf);
-  std::fill(non_finite, non_finite + kLanes, 0);
+  std::fill(finite, finite + kLanes, acc_t(0));
   bool any_neg = false, any_pos = false;
   for (int64_t a = begin; a < end; ++a) {
     const scalar_t* x = logits + a * classes;
-    for_each_class(classes, [&](int l, int64_t k) {
-      const acc_t v = static_cast<acc_t>(x[k]);
-      non_finite[l] += (v - v) != acc_t(0);  // NaN for NaN and +-inf
-    });
     const int64_t label = checked_label(labels[a], classes, status);
+    bool valid = true;
     if (weights != nullptr) {
       status[kNanWeights] += weights[a] != weights[a];
-      if (!(weights[a] > 0.f)) continue;
+      valid = weights[a] > 0.f;
     }
     for_each_class(classes, [&](int l, int64_t k) {
-      const acc_t v = k == label ? -inf : static_cast<acc_t>(x[k]);
-      neg_max[l] = v > neg_max[l] ? v : neg_max[l];
+      const acc_t v = static_cast<acc_t>(x[k]);
+      finite[l] += v - v;
+      const acc_t negative = valid && k != label ? v : -inf;
+      neg_max[l] = negative > neg_max[l] ? negative : neg_max[l];
     });
+    if (!valid) continue;
     any_neg |= classes > (label < classes ? 1 : 0);
     if (label < classes) {
       const acc_t v = static_cast<acc_t>(x[label]);
@@ -97,7 +97,12 @@ ChunkResult<acc_t> chunk_sums(const scalar_t* logits,
       any_pos = true;
     }
   }
-  for (int l = 0; l < kLanes; ++l) status[kNonFiniteLogits] += non_finite[l];
+  if (!(sum_lanes(finite) == acc_t(0))) {  // the exact count, rarely needed
+    for (int64_t i = begin * classes; i < end * classes; ++i) {
+      const acc_t v = static_cast<acc_t>(logits[i]);
+      status[kNonFiniteLogits] += (v - v) != acc_t(0);
+    }
+  }
   acc_t max_logit = -inf;
   for (int l = 0; l < kLanes; ++l) {
     max_logit = neg_max[l] > max_logit ? neg_max[l] : max_logit;

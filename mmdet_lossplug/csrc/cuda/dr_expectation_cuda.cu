@@ -38,6 +38,7 @@ __device__ __forceinline__ void store(__nv_bfloat16* to, float x) {
 
 // Whole anchors per chunk: about kChunk elements, at least one anchor.
 int64_t anchors_per_chunk(int64_t classes) {
+  if (classes == 0) return kChunk;  // no elements at all
   return classes >= kChunk ? 1 : kChunk / classes;
 }
 
