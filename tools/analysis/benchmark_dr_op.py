@@ -43,14 +43,15 @@ def retinanet_anchors(height: int = HEIGHT, width: int = WIDTH) -> int:
 def make_inputs(batch, device, dtype, classes=80, seed=0):
     anchors = retinanet_anchors()
     g = torch.Generator().manual_seed(seed)
-    # In place: no temporaries, so a process's peak memory before the loss
-    # runs is the inputs'.
-    logits = torch.empty(batch, anchors, classes).normal_(-4, 2, generator=g)
+    # In place, in the final dtype: no temporary larger than the inputs, so
+    # a process's peak memory before the loss runs is the inputs'.
+    logits = torch.empty(
+        batch, anchors, classes, dtype=dtype).normal_(-4, 2, generator=g)
     labels = torch.full((batch, anchors), classes, dtype=torch.long)
     pos = torch.rand(batch, anchors, generator=g) < 0.001  # ~200 per image
     labels[pos] = torch.randint(0, classes, (int(pos.sum()), ), generator=g)
     weights = (torch.rand(batch, anchors, generator=g) > 0.02).float()
-    return (logits.to(device, dtype), labels.to(device), weights.to(device))
+    return logits.to(device), labels.to(device), weights.to(device)
 
 
 def build_step(impl):
