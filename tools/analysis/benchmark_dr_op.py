@@ -46,7 +46,8 @@ def make_inputs(batch, device, dtype, classes=80, seed=0):
     # In place, in the final dtype: no temporary larger than the inputs, so
     # a process's peak memory before the loss runs is the inputs'.
     logits = torch.empty(
-        batch, anchors, classes, dtype=dtype).normal_(-4, 2, generator=g)
+        batch, anchors, classes, dtype=dtype).normal_(
+            -4, 2, generator=g)
     labels = torch.full((batch, anchors), classes, dtype=torch.long)
     pos = torch.rand(batch, anchors, generator=g) < 0.001  # ~200 per image
     labels[pos] = torch.randint(0, classes, (int(pos.sum()), ), generator=g)
