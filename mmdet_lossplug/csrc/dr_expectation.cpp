@@ -21,7 +21,7 @@
 #include "dr_expectation_math.h"
 
 #ifdef WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "cuda/dr_expectation_cuda.h"
@@ -229,7 +229,7 @@ Outputs forward_cuda_op(const at::Tensor& logits, const at::Tensor& labels,
       weights_ptr(in.weights), logits.size(0), logits.size(1),
       logits.size(2), lam_pos, lam_neg, workspace.data_ptr(),
       stats.data_ptr(), status.data_ptr<int64_t>(),
-      at::cuda::getCurrentCUDAStream());
+      c10::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == cudaSuccess, "dr_expectation forward: ",
               cudaGetErrorString(err));
   return outputs(stats, status);
@@ -255,7 +255,7 @@ at::Tensor backward_cuda_op(const at::Tensor& grad_e_neg,
       in.labels.data_ptr<int64_t>(), weights_ptr(in.weights),
       stats_c.data_ptr(), g_neg.data_ptr(), g_pos.data_ptr(), logits.size(0),
       logits.size(1), logits.size(2), lam_pos, lam_neg, grad.data_ptr(),
-      at::cuda::getCurrentCUDAStream());
+      c10::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == cudaSuccess, "dr_expectation backward: ",
               cudaGetErrorString(err));
   return grad;

@@ -221,3 +221,35 @@ def test_cpu_backward_reuses_its_buffer_only_when_free():
     pointer = fresh.data_ptr()
     del fresh
     assert grad(3.0).data_ptr() == pointer  # reused once free
+
+
+def cuda_include_dir():
+    from torch.utils.cpp_extension import CUDA_HOME
+    path = osp.join(CUDA_HOME or '/usr/local/cuda', 'include')
+    return path if osp.exists(osp.join(path, 'cuda_runtime_api.h')) else None
+
+
+@pytest.mark.skipif(
+    cuda_include_dir() is None or shutil.which('g++') is None,
+    reason='needs the CUDA toolkit\'s headers and g++')
+def test_binding_compiles_with_cuda(tmp_path):
+    """The binding's WITH_CUDA part against PyTorch's headers: syntax only
+    (the CPU wheel lacks one generated header, stubbed here)."""
+    import sysconfig
+
+    from torch.utils.cpp_extension import include_paths
+    (tmp_path / 'c10' / 'cuda' / 'impl').mkdir(parents=True)
+    (tmp_path / 'c10' / 'cuda' / 'impl' / 'cuda_cmake_macros.h').touch()
+    includes = [
+        str(tmp_path), *include_paths(),
+        cuda_include_dir(),
+        sysconfig.get_paths()['include']
+    ]
+    proc = subprocess.run([
+        'g++', '-fsyntax-only', '-std=c++20', '-Wall', '-DWITH_CUDA',
+        '-DTORCH_EXTENSION_NAME=_ext', *(f'-I{p}' for p in includes),
+        osp.join(ROOT, 'mmdet_lossplug', 'csrc', 'dr_expectation.cpp')
+    ],
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
