@@ -7,13 +7,16 @@
 // The loops over the classes of one anchor keep kLanes independent partial
 // results (sums, maxima): plain fixed-length loops that GCC vectorises
 // without -ffast-math (which would let it reorder one sum, but also assume
-// away infinities and NaN), in the same order every run.
+// away infinities and NaN), in the same order every run. Float16 and
+// bfloat16 logits (and gradients) are converted a chunk at a time, so that
+// those loops see floats only.
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../dr_expectation_math.h"
@@ -46,6 +49,20 @@ inline void for_each_class(int64_t classes, Op op) {
   for (int64_t k = full; k < classes; ++k) op(static_cast<int>(k - full), k);
 }
 
+// n logits as acc_t: float16 / bfloat16 ones converted into `buffer` first
+// (a chunk at a time, still in cache), since GCC vectorises loops that mix
+// 16-bit loads with float math at half the width.
+template <typename scalar_t, typename acc_t>
+const acc_t* as_acc(const scalar_t* x, int64_t n, std::vector<acc_t>& buffer) {
+  if constexpr (std::is_same<scalar_t, acc_t>::value) {
+    return x;
+  } else {
+    buffer.resize(n);
+    for (int64_t i = 0; i < n; ++i) buffer[i] = static_cast<acc_t>(x[i]);
+    return buffer.data();
+  }
+}
+
 // The anchor's label if it is in [0, C], else background (and counted).
 inline int64_t checked_label(int64_t label, int64_t classes,
                              int64_t* status) {
@@ -60,8 +77,9 @@ struct ChunkResult {
   int64_t status[kNumStatus];
 };
 
-template <typename scalar_t, typename acc_t>
-ChunkResult<acc_t> chunk_sums(const scalar_t* logits,
+// Anchors [begin, end) of `logits`, `labels` and `weights`.
+template <typename acc_t>
+ChunkResult<acc_t> chunk_sums(const acc_t* logits,
                                         const int64_t* labels,
                                         const float* weights, int64_t begin,
                                         int64_t end, int64_t classes,
@@ -76,7 +94,7 @@ ChunkResult<acc_t> chunk_sums(const scalar_t* logits,
   std::fill(finite, finite + kLanes, acc_t(0));
   bool any_neg = false, any_pos = false;
   for (int64_t a = begin; a < end; ++a) {
-    const scalar_t* x = logits + a * classes;
+    const acc_t* x = logits + a * classes;
     const int64_t label = checked_label(labels[a], classes, status);
     bool valid = true;
     if (weights != nullptr) {
@@ -84,7 +102,7 @@ ChunkResult<acc_t> chunk_sums(const scalar_t* logits,
       valid = weights[a] > 0.f;
     }
     for_each_class(classes, [&](int l, int64_t k) {
-      const acc_t v = static_cast<acc_t>(x[k]);
+      const acc_t v = x[k];
       finite[l] += v - v;
       const acc_t negative = valid && k != label ? v : -inf;
       neg_max[l] = negative > neg_max[l] ? negative : neg_max[l];
@@ -92,14 +110,14 @@ ChunkResult<acc_t> chunk_sums(const scalar_t* logits,
     if (!valid) continue;
     any_neg |= classes > (label < classes ? 1 : 0);
     if (label < classes) {
-      const acc_t v = static_cast<acc_t>(x[label]);
+      const acc_t v = x[label];
       pos_min = v < pos_min ? v : pos_min;
       any_pos = true;
     }
   }
   if (!(sum_lanes(finite) == acc_t(0))) {  // the exact count, rarely needed
     for (int64_t i = begin * classes; i < end * classes; ++i) {
-      const acc_t v = static_cast<acc_t>(logits[i]);
+      const acc_t v = logits[i];
       status[kNonFiniteLogits] += (v - v) != acc_t(0);
     }
   }
@@ -114,18 +132,18 @@ ChunkResult<acc_t> chunk_sums(const scalar_t* logits,
   acc_t pos_sum = 0, pos_dot = 0;
   for (int64_t a = begin; a < end; ++a) {
     if (weights != nullptr && !(weights[a] > 0.f)) continue;
-    const scalar_t* x = logits + a * classes;
+    const acc_t* x = logits + a * classes;
     int64_t label = labels[a];
     if (!label_in_range(label, classes)) label = classes;
     for_each_class(classes, [&](int l, int64_t k) {
-      const acc_t p = sigmoid(static_cast<acc_t>(x[k])).p;
+      const acc_t p = sigmoid(x[k]).p;
       const acc_t w = exp_nonpositive((p - neg_shift) * inv_lam_neg);
       const acc_t kept = k == label ? acc_t(0) : w;
       sum[l] += kept;
       dot[l] += kept * p;
     });
     if (label < classes) {
-      const acc_t p = sigmoid(static_cast<acc_t>(x[label])).p;
+      const acc_t p = sigmoid(x[label]).p;
       const acc_t w = exp_nonpositive((pos_shift - p) * inv_lam_pos);
       pos_sum += w;
       pos_dot += w * p;
@@ -145,13 +163,17 @@ void forward_kernel(const scalar_t* logits, const int64_t* labels,
   const int64_t chunks = num_chunks(anchors, kChunkAnchors);
   std::vector<ChunkResult<acc_t>> partial(batch * chunks);
   at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buffer;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / chunks, chunk = task % chunks;
       const int64_t first = b * anchors + chunk * kChunkAnchors;
       const int64_t stop =
           b * anchors + std::min(anchors, (chunk + 1) * kChunkAnchors);
-      partial[task] = chunk_sums(logits, labels, weights, first, stop,
-                                 classes, inv_lam_pos, inv_lam_neg);
+      const acc_t* x = as_acc(logits + first * classes,
+                              (stop - first) * classes, buffer);
+      partial[task] =
+          chunk_sums(x, labels + first, weights ? weights + first : nullptr,
+                     0, stop - first, classes, inv_lam_pos, inv_lam_neg);
     }
   });
   std::fill(status, status + kNumStatus, 0);
@@ -180,28 +202,44 @@ void backward_kernel(const scalar_t* logits, const int64_t* labels,
                      acc_t inv_lam_neg, scalar_t* grad) {
   at::parallel_for(0, batch * anchors, kChunkAnchors, [&](int64_t begin,
                                                           int64_t end) {
+    std::vector<acc_t> x_buffer, g_buffer;
     int64_t b = -1;
     GradConstants<acc_t> neg{}, pos{};
-    for (int64_t a = begin; a < end; ++a) {
-      if (a / anchors != b) {
-        b = a / anchors;
-        neg = neg_constants(stats + b * kNumStats, g_neg[b], inv_lam_neg);
-        pos = pos_constants(stats + b * kNumStats, g_pos[b], inv_lam_pos);
+    for (int64_t block = begin; block < end; block += kChunkAnchors) {
+      const int64_t stop = std::min(end, block + kChunkAnchors);
+      const int64_t n = (stop - block) * classes;
+      const acc_t* x = as_acc(logits + block * classes, n, x_buffer);
+      // float32/64: straight into the gradient; else converted after.
+      acc_t* g;
+      if constexpr (std::is_same<scalar_t, acc_t>::value) {
+        g = grad + block * classes;
+      } else {
+        g_buffer.resize(n);
+        g = g_buffer.data();
       }
-      const scalar_t* x = logits + a * classes;
-      scalar_t* g = grad + a * classes;
-      if (weights != nullptr && !(weights[a] > 0.f)) {
-        std::fill(g, g + classes, scalar_t(0));
-        continue;
+      for (int64_t a = block; a < stop; ++a) {
+        if (a / anchors != b) {
+          b = a / anchors;
+          neg = neg_constants(stats + b * kNumStats, g_neg[b], inv_lam_neg);
+          pos = pos_constants(stats + b * kNumStats, g_pos[b], inv_lam_pos);
+        }
+        const acc_t* xa = x + (a - block) * classes;
+        acc_t* ga = g + (a - block) * classes;
+        if (weights != nullptr && !(weights[a] > 0.f)) {
+          std::fill(ga, ga + classes, acc_t(0));
+          continue;
+        }
+        for_each_class(classes, [&](int, int64_t k) {
+          ga[k] = grad_element(xa[k], neg);
+        });
+        const int64_t label = labels[a];
+        if (label >= 0 && label < classes) {
+          ga[label] = grad_element(xa[label], pos);
+        }
       }
-      for_each_class(classes, [&](int, int64_t k) {
-        g[k] = static_cast<scalar_t>(
-            grad_element(static_cast<acc_t>(x[k]), neg));
-      });
-      const int64_t label = labels[a];
-      if (label >= 0 && label < classes) {
-        g[label] = static_cast<scalar_t>(
-            grad_element(static_cast<acc_t>(x[label]), pos));
+      if constexpr (!std::is_same<scalar_t, acc_t>::value) {
+        scalar_t* out = grad + block * classes;
+        for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(g[i]);
       }
     }
   });
