@@ -1,12 +1,27 @@
-// Binding of the DR expectation op: checks, allocation, device dispatch.
-// The only file that sees both PyTorch and the CUDA launchers.
+// The DR expectation op as PyTorch operators (mmdet_lossplug::dr_expectation
+// and its backward): schemas, checks, allocation, one kernel per dispatch
+// key. The only file that sees both PyTorch and the CUDA launchers.
+//
+// Every entry point checks what it is handed on the host (free: shapes,
+// dtypes, devices, sizes of the auxiliary inputs, the temperatures) and
+// makes its inputs contiguous. Values it cannot check without reading the
+// data (non-finite logits, labels outside [0, C], NaN weights) the forward
+// counts in its own pass into `status`; the CPU kernel raises on them at
+// once, the CUDA one leaves them to the caller (mmdet_lossplug.ops checks
+// `status` without a host sync). A bad label is read as background and
+// never indexes memory, in both passes.
 #include <torch/extension.h>
+#include <torch/library.h>
+
+#include <cfloat>
+#include <cmath>
+#include <mutex>
 
 #include "cpu/dr_expectation_cpu.h"
 #include "dr_expectation_math.h"
 
 #ifdef WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "cuda/dr_expectation_cuda.h"
@@ -19,27 +34,158 @@ at::ScalarType acc_type(const at::Tensor& logits) {
   return logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-void check_inputs(const at::Tensor& logits, const at::Tensor& labels,
-                  const c10::optional<at::Tensor>& weights) {
-  TORCH_CHECK(logits.dim() == 3, "logits must be (B, A, C), got ",
-              logits.sizes());
-  TORCH_CHECK(logits.is_contiguous() && labels.is_contiguous(),
-              "logits and labels must be contiguous");
-  TORCH_CHECK(labels.scalar_type() == at::kLong, "labels must be int64");
-  TORCH_CHECK(labels.dim() == 2 && labels.size(0) == logits.size(0) &&
-                  labels.size(1) == logits.size(1),
-              "labels must be (B, A) = ", logits.sizes().slice(0, 2),
-              ", got ", labels.sizes());
-  TORCH_CHECK(labels.device() == logits.device(),
-              "labels must be on the device of logits");
+// A temperature whose reciprocal is a finite float32 (1/lam scales every
+// score in the kernels).
+void check_lambda(double lam, const char* name) {
+  TORCH_CHECK_VALUE(std::isfinite(lam) && lam >= 1.0 / FLT_MAX, name,
+                    " must be a finite number >= ", 1.0 / FLT_MAX,
+                    " (1/", name, " a finite float32), got ", lam);
+}
+
+struct Inputs {
+  at::Tensor logits, labels;
+  c10::optional<at::Tensor> weights;
+};
+
+Inputs checked_inputs(const at::Tensor& logits, const at::Tensor& labels,
+                      const c10::optional<at::Tensor>& weights,
+                      double lam_pos, double lam_neg) {
+  TORCH_CHECK_VALUE(logits.dim() == 3, "logits must be (B, A, C), got ",
+                    logits.sizes());
+  const auto dtype = logits.scalar_type();
+  TORCH_CHECK_TYPE(dtype == at::kFloat || dtype == at::kDouble ||
+                       dtype == at::kHalf || dtype == at::kBFloat16,
+                   "logits must be float32, float64, float16 or bfloat16, "
+                   "got ", dtype);
+  TORCH_CHECK_TYPE(labels.scalar_type() == at::kLong,
+                   "labels must be int64, got ", labels.scalar_type());
+  TORCH_CHECK_VALUE(labels.dim() == 2 && labels.size(0) == logits.size(0) &&
+                        labels.size(1) == logits.size(1),
+                    "labels must be (B, A) = ", logits.sizes().slice(0, 2),
+                    ", got ", labels.sizes());
+  TORCH_CHECK_VALUE(labels.device() == logits.device(),
+                    "labels must be on the device of logits (",
+                    logits.device(), "), got ", labels.device());
   if (weights) {
-    TORCH_CHECK(weights->scalar_type() == at::kFloat &&
-                    weights->is_contiguous() &&
-                    weights->sizes() == labels.sizes() &&
-                    weights->device() == logits.device(),
-                "label_weights must be contiguous float32 (B, A) on the "
-                "device of logits");
+    TORCH_CHECK_TYPE(weights->scalar_type() == at::kFloat,
+                     "label_weights must be float32, got ",
+                     weights->scalar_type());
+    TORCH_CHECK_VALUE(weights->sizes() == labels.sizes(),
+                      "label_weights must be (B, A) = ", labels.sizes(),
+                      ", got ", weights->sizes());
+    TORCH_CHECK_VALUE(weights->device() == logits.device(),
+                      "label_weights must be on the device of logits (",
+                      logits.device(), "), got ", weights->device());
   }
+  check_lambda(lam_pos, "lam_pos");
+  check_lambda(lam_neg, "lam_neg");
+  // Labels are compared with C in int64, and C in int32 on the CPU.
+  TORCH_CHECK_VALUE(logits.size(2) < INT32_MAX, "too many classes: ",
+                    logits.size(2));
+  return Inputs{logits.contiguous(), labels.contiguous(),
+                weights ? c10::optional<at::Tensor>(weights->contiguous())
+                        : c10::nullopt};
+}
+
+// The per-image factors of the backward: (B,), floating, converted to the
+// accumulation type.
+at::Tensor checked_grad_factor(const at::Tensor& g, const char* name,
+                               const at::Tensor& logits) {
+  TORCH_CHECK_TYPE(at::isFloatingType(g.scalar_type()), name,
+                   " must be floating point, got ", g.scalar_type());
+  TORCH_CHECK_VALUE(g.dim() == 1 && g.size(0) == logits.size(0), name,
+                    " must be (B,) = (", logits.size(0), ",), got ",
+                    g.sizes());
+  TORCH_CHECK_VALUE(g.device() == logits.device(), name,
+                    " must be on the device of logits");
+  return g.to(acc_type(logits)).contiguous();
+}
+
+void check_stats(const at::Tensor& stats, const at::Tensor& logits) {
+  TORCH_CHECK_TYPE(stats.scalar_type() == acc_type(logits),
+                   "stats must be ", acc_type(logits),
+                   " (the forward's), got ", stats.scalar_type());
+  TORCH_CHECK_VALUE(stats.dim() == 2 && stats.size(0) == logits.size(0) &&
+                        stats.size(1) == kNumStats,
+                    "stats must be (B, ", int(kNumStats), ") = (",
+                    logits.size(0), ", ", int(kNumStats), "), got ",
+                    stats.sizes());
+  TORCH_CHECK_VALUE(stats.device() == logits.device(),
+                    "stats must be on the device of logits");
+}
+
+// The CPU kernel's status, raised at once (reading it costs no sync).
+void raise_on_bad_values(const Inputs& in, const at::Tensor& status) {
+  const int64_t* count = status.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(count[kNonFiniteLogits] == 0, "logits has ",
+                    count[kNonFiniteLogits], " NaN/Inf value(s) among ",
+                    in.logits.numel(), "; the loss would be NaN");
+  if (count[kBadLabels] != 0) {
+    const int64_t classes = in.logits.size(2);
+    const int64_t* labels = in.labels.data_ptr<int64_t>();
+    const int64_t* bad = std::find_if(
+        labels, labels + in.labels.numel(),
+        [&](int64_t label) { return !label_in_range(label, classes); });
+    TORCH_CHECK_VALUE(false, "labels has label ", *bad, " outside [0, ",
+                      classes, "] (", count[kBadLabels], " such)");
+  }
+  TORCH_CHECK_VALUE(count[kNanWeights] == 0, "label_weights has ",
+                    count[kNanWeights], " NaN value(s)");
+}
+
+// The CPU backward's gradient, in a buffer reused while nobody else holds
+// it: a fresh gradient-sized allocation (100 MB and more) is page-faulted
+// in 4 KB at a time on every call, which costs as long as computing it
+// (CUDA's caching allocator does the same reuse on GPUs). Costs one idle
+// gradient-sized buffer between calls.
+at::Tensor reused_cpu_grad(const at::Tensor& like) {
+  static std::mutex mutex;
+  static c10::Storage spare;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const size_t bytes = like.numel() * like.element_size();
+  if (spare && spare.use_count() == 1 && spare.nbytes() == bytes) {
+    return at::empty({0}, like.options())
+        .set_(spare, 0, like.sizes(), like.strides());
+  }
+  auto grad = at::empty_like(like);
+  spare = grad.storage();
+  return grad;
+}
+
+using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+Outputs outputs(const at::Tensor& stats, const at::Tensor& status) {
+  return {stats.select(1, kENeg).clone(), stats.select(1, kEPos).clone(),
+          stats, status};
+}
+
+Outputs forward_cpu_op(const at::Tensor& logits, const at::Tensor& labels,
+                       const c10::optional<at::Tensor>& weights,
+                       double lam_pos, double lam_neg) {
+  const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
+  auto stats = at::empty({logits.size(0), kNumStats},
+                         logits.options().dtype(acc_type(logits)));
+  auto status = at::empty({kNumStatus}, labels.options());
+  forward_cpu(in.logits, in.labels, in.weights, lam_pos, lam_neg, stats,
+              status);
+  raise_on_bad_values(in, status);
+  return outputs(stats, status);
+}
+
+at::Tensor backward_cpu_op(const at::Tensor& grad_e_neg,
+                           const at::Tensor& grad_e_pos,
+                           const at::Tensor& logits, const at::Tensor& labels,
+                           const c10::optional<at::Tensor>& weights,
+                           const at::Tensor& stats, double lam_pos,
+                           double lam_neg) {
+  const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
+  check_stats(stats, logits);
+  const auto g_neg = checked_grad_factor(grad_e_neg, "grad_e_neg", logits);
+  const auto g_pos = checked_grad_factor(grad_e_pos, "grad_e_pos", logits);
+  auto grad = reused_cpu_grad(in.logits);
+  backward_cpu(in.logits, in.labels, in.weights, stats.contiguous(), g_neg,
+               g_pos, lam_pos, lam_neg, grad);
+  return grad;
 }
 
 #ifdef WITH_CUDA
@@ -49,82 +195,74 @@ DType cuda_dtype(const at::Tensor& logits) {
     case at::kDouble: return DType::kFloat64;
     case at::kHalf: return DType::kFloat16;
     case at::kBFloat16: return DType::kBFloat16;
-    default: TORCH_CHECK(false, "unsupported logits dtype ",
-                         logits.scalar_type());
+    default: TORCH_CHECK_TYPE(false, "unsupported logits dtype ",
+                              logits.scalar_type());
   }
 }
 
 const float* weights_ptr(const c10::optional<at::Tensor>& weights) {
   return weights ? weights->data_ptr<float>() : nullptr;
 }
+
+void check_cuda_batch(const at::Tensor& logits) {
+  TORCH_CHECK_VALUE(logits.size(0) <= 65535,
+                    "the CUDA kernels take at most 65535 images, got ",
+                    logits.size(0));
+}
+
+Outputs forward_cuda_op(const at::Tensor& logits, const at::Tensor& labels,
+                        const c10::optional<at::Tensor>& weights,
+                        double lam_pos, double lam_neg) {
+  const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
+  check_cuda_batch(logits);
+  const c10::cuda::CUDAGuard guard(logits.device());
+  auto stats = at::empty({logits.size(0), kNumStats},
+                         logits.options().dtype(acc_type(logits)));
+  auto status = at::zeros({kNumStatus}, labels.options());
+  const DType dtype = cuda_dtype(logits);
+  auto workspace = at::empty(
+      {(int64_t)forward_workspace_bytes_cuda(dtype, logits.size(0),
+                                             logits.size(1), logits.size(2))},
+      logits.options().dtype(at::kByte));
+  const cudaError_t err = forward_cuda(
+      dtype, in.logits.data_ptr(), in.labels.data_ptr<int64_t>(),
+      weights_ptr(in.weights), logits.size(0), logits.size(1),
+      logits.size(2), lam_pos, lam_neg, workspace.data_ptr(),
+      stats.data_ptr(), status.data_ptr<int64_t>(),
+      c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "dr_expectation forward: ",
+              cudaGetErrorString(err));
+  return outputs(stats, status);
+}
+
+at::Tensor backward_cuda_op(const at::Tensor& grad_e_neg,
+                            const at::Tensor& grad_e_pos,
+                            const at::Tensor& logits,
+                            const at::Tensor& labels,
+                            const c10::optional<at::Tensor>& weights,
+                            const at::Tensor& stats, double lam_pos,
+                            double lam_neg) {
+  const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
+  check_stats(stats, logits);
+  const auto g_neg = checked_grad_factor(grad_e_neg, "grad_e_neg", logits);
+  const auto g_pos = checked_grad_factor(grad_e_pos, "grad_e_pos", logits);
+  check_cuda_batch(logits);
+  const c10::cuda::CUDAGuard guard(logits.device());
+  const auto stats_c = stats.contiguous();
+  auto grad = at::empty_like(in.logits);
+  const cudaError_t err = backward_cuda(
+      cuda_dtype(logits), in.logits.data_ptr(),
+      in.labels.data_ptr<int64_t>(), weights_ptr(in.weights),
+      stats_c.data_ptr(), g_neg.data_ptr(), g_pos.data_ptr(), logits.size(0),
+      logits.size(1), logits.size(2), lam_pos, lam_neg, grad.data_ptr(),
+      c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "dr_expectation backward: ",
+              cudaGetErrorString(err));
+  return grad;
+}
 #endif
 
 }  // namespace
-
-// Returns stats (B, kNumStats): per image the softmax normalisers and
-// (E-, E+) in columns kENeg, kEPos.
-at::Tensor forward(const at::Tensor& logits, const at::Tensor& labels,
-                   const c10::optional<at::Tensor>& weights, double lam_pos,
-                   double lam_neg) {
-  check_inputs(logits, labels, weights);
-  auto stats = at::empty({logits.size(0), kNumStats},
-                         logits.options().dtype(acc_type(logits)));
-  if (logits.is_cuda()) {
-#ifdef WITH_CUDA
-    const c10::cuda::CUDAGuard guard(logits.device());
-    const DType dtype = cuda_dtype(logits);
-    auto workspace = at::empty(
-        {(int64_t)forward_workspace_bytes_cuda(dtype, logits.size(0),
-                                               logits.size(1),
-                                               logits.size(2))},
-        logits.options().dtype(at::kByte));
-    const cudaError_t err = forward_cuda(
-        dtype, logits.data_ptr(), labels.data_ptr<int64_t>(),
-        weights_ptr(weights), logits.size(0), logits.size(1), logits.size(2),
-        lam_pos, lam_neg, workspace.data_ptr(), stats.data_ptr(),
-        at::cuda::getCurrentCUDAStream());
-    TORCH_CHECK(err == cudaSuccess, "dr_expectation forward: ",
-                cudaGetErrorString(err));
-#else
-    TORCH_CHECK(false, "mmdet_lossplug was built without CUDA support");
-#endif
-  } else {
-    forward_cpu(logits, labels, weights, lam_pos, lam_neg, stats);
-  }
-  return stats;
-}
-
-at::Tensor backward(const at::Tensor& logits, const at::Tensor& labels,
-                    const c10::optional<at::Tensor>& weights,
-                    const at::Tensor& stats, const at::Tensor& g_neg,
-                    const at::Tensor& g_pos, double lam_pos, double lam_neg) {
-  check_inputs(logits, labels, weights);
-  TORCH_CHECK(stats.is_contiguous() && g_neg.is_contiguous() &&
-                  g_pos.is_contiguous(),
-              "stats and gradients must be contiguous");
-  TORCH_CHECK(g_neg.scalar_type() == acc_type(logits) &&
-                  g_pos.scalar_type() == acc_type(logits),
-              "gradients must be in the accumulation dtype");
-  auto grad = at::empty_like(logits);
-  if (logits.is_cuda()) {
-#ifdef WITH_CUDA
-    const c10::cuda::CUDAGuard guard(logits.device());
-    const cudaError_t err = backward_cuda(
-        cuda_dtype(logits), logits.data_ptr(), labels.data_ptr<int64_t>(),
-        weights_ptr(weights), stats.data_ptr(), g_neg.data_ptr(),
-        g_pos.data_ptr(), logits.size(0), logits.size(1), logits.size(2),
-        lam_pos, lam_neg, grad.data_ptr(), at::cuda::getCurrentCUDAStream());
-    TORCH_CHECK(err == cudaSuccess, "dr_expectation backward: ",
-                cudaGetErrorString(err));
-#else
-    TORCH_CHECK(false, "mmdet_lossplug was built without CUDA support");
-#endif
-  } else {
-    backward_cpu(logits, labels, weights, stats, g_neg, g_pos, lam_pos,
-                 lam_neg, grad);
-  }
-  return grad;
-}
 
 bool has_cuda() {
 #ifdef WITH_CUDA
@@ -136,12 +274,39 @@ bool has_cuda() {
 
 }  // namespace dr_loss
 
+TORCH_LIBRARY(mmdet_lossplug, m) {
+  // (E-, E+) per image, the statistics the backward reads, and the counts
+  // of bad input elements (non-finite logits, bad labels, NaN weights).
+  m.def(
+      "dr_expectation(Tensor logits, Tensor labels, Tensor? label_weights, "
+      "float lam_pos, float lam_neg) -> (Tensor e_neg, Tensor e_pos, "
+      "Tensor stats, Tensor status)");
+  // d(grad_e_neg . E- + grad_e_pos . E+) / d logits.
+  m.def(
+      "dr_expectation_backward(Tensor grad_e_neg, Tensor grad_e_pos, "
+      "Tensor logits, Tensor labels, Tensor? label_weights, Tensor stats, "
+      "float lam_pos, float lam_neg) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(mmdet_lossplug, CPU, m) {
+  m.impl("dr_expectation", &dr_loss::forward_cpu_op);
+  m.impl("dr_expectation_backward", &dr_loss::backward_cpu_op);
+}
+
+#ifdef WITH_CUDA
+TORCH_LIBRARY_IMPL(mmdet_lossplug, CUDA, m) {
+  m.impl("dr_expectation", &dr_loss::forward_cuda_op);
+  m.impl("dr_expectation_backward", &dr_loss::backward_cuda_op);
+}
+#endif
+
+// Importing mmdet_lossplug._ext registers the operators above.
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("dr_expectation_forward", &dr_loss::forward,
-        "DR loss per-image (E-, E+) and softmax statistics");
-  m.def("dr_expectation_backward", &dr_loss::backward,
-        "d(g_neg E- + g_pos E+)/d logits");
   m.def("has_cuda", &dr_loss::has_cuda, "built with the CUDA kernels");
-  m.attr("ENEG_COLUMN") = static_cast<int>(dr_loss::kENeg);
-  m.attr("EPOS_COLUMN") = static_cast<int>(dr_loss::kEPos);
+  m.attr("NUM_STATS") = static_cast<int>(dr_loss::kNumStats);
+  m.attr("NUM_STATUS") = static_cast<int>(dr_loss::kNumStatus);
+  m.attr("STATUS_NON_FINITE_LOGITS") =
+      static_cast<int>(dr_loss::kNonFiniteLogits);
+  m.attr("STATUS_BAD_LABELS") = static_cast<int>(dr_loss::kBadLabels);
+  m.attr("STATUS_NAN_WEIGHTS") = static_cast<int>(dr_loss::kNanWeights);
 }

@@ -1,16 +1,23 @@
 // For one image, over every (anchor a, class k) with p = sigmoid(x):
 //   negatives (k != label_a, w_a > 0): E- = sum softmax(p / lam_neg) p
 //   positives (k == label_a, w_a > 0): E+ = sum softmax(-p / lam_pos) p
-// Since p lies in (0, 1), each softmax is shifted by the largest score its
-// set could have (1 / lam_neg, resp. 0) instead of the set's actual max:
-// every weight is in [exp(-1 / lam), 1], so nothing overflows, and nothing
-// underflows while 1 / lam <= kMaxInvLambda. Sums from any split of the
-// elements then merge by plain addition: the two-stage reduction that keeps
-// results deterministic without atomics, and no extra pass for the max.
+// Each softmax is shifted by its set's own extreme score (the largest p of
+// the negatives, the smallest p of the positives), so every weight lies in
+// [0, 1] and the extreme one is exactly 1, for any lam > 0. Partial sums of
+// any split of the elements carry their own shift and merge by rescaling
+// (merge()): the two-stage reduction that keeps results deterministic
+// without atomics. Within a part the shift comes from a cheap first pass
+// over logits already in cache (sigmoid is monotone: the largest p is the
+// sigmoid of the largest logit).
+//
+// Only IEEE arithmetic that stays exact at the extremes: sigmoid and
+// p (1 - p) from exp(-|x|), which never overflows; exp() only of arguments
+// <= 0 (up to rounding).
 #pragma once
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__CUDACC__)
 #define DR_HOST_DEVICE __host__ __device__ __forceinline__
@@ -20,105 +27,161 @@
 
 namespace dr_loss {
 
-// exp(-80) = 1.8e-35 is still a normal float32.
-constexpr double kMaxInvLambda = 80.0;
+// Per-image statistics the forward saves for the backward.
+enum Stat {
+  kNegShift,  // max p over the negatives
+  kNegSum,    // sum exp((p - shift) / lam_neg) over the negatives
+  kPosShift,  // min p over the positives
+  kPosSum,    // sum exp((shift - p) / lam_pos) over the positives
+  kENeg,
+  kEPos,
+  kNumStats
+};
 
-// Unnormalised softmax sums of one image (or of a part of it).
+// Counts of bad input elements the forward finds in its own pass (int64).
+enum Status { kNonFiniteLogits, kBadLabels, kNanWeights, kNumStatus };
+
+// exp(t) for t <= 0 (a little above 0 is fine); 0 below -87, where float32
+// leaves normal numbers. Cephes' expf polynomial (about 1 ulp), written
+// branch-free so GCC vectorises it without -ffast-math, which would let it
+// assume away the infinities and NaN this op must handle.
+DR_HOST_DEVICE float exp_nonpositive(float t) {
+#if defined(__CUDA_ARCH__)
+  return expf(t);  // CUDA's expf: 2 ulp, and memory, not math, bounds us
+#else
+  const float clamped = t < -87.f ? -87.f : t;
+  // Round-to-nearest by the 1.5 * 2^23 trick: no call, vectorisable.
+  const float n = (clamped * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  float r = clamped - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof(scale));
+  return t < -87.f ? 0.f : y * scale;  // NaN stays NaN
+#endif
+}
+
+DR_HOST_DEVICE double exp_nonpositive(double t) { return exp(t); }
+
+// p = sigmoid(x) and dp/dx = p (1 - p), both from e = exp(-|x|) in (0, 1]:
+// exact to rounding for every finite x (1 - p would cancel for large x).
+template <typename acc_t>
+struct Sigmoid {
+  acc_t p, slope;
+};
+
+template <typename acc_t>
+DR_HOST_DEVICE Sigmoid<acc_t> sigmoid(acc_t x) {
+  const acc_t e = exp_nonpositive(x < acc_t(0) ? x : -x);  // NaN stays
+  const acc_t r = acc_t(1) / (acc_t(1) + e);
+  return Sigmoid<acc_t>{x >= acc_t(0) ? r : e * r, e * r * r};
+}
+
+// Softmax sums of a set (or of a part of it) under its own shift:
+// sum = sum_j exp(sign (p_j - shift) / lam), dot = sum_j (...) p_j, with
+// sign = +1 (negatives, shift = max p) or -1 (positives, shift = min p).
+// sum = 0 marks an empty set (a non-empty one has a term equal to 1).
+template <typename acc_t>
+struct SoftmaxSums {
+  acc_t shift, sum, dot;
+};
+
+template <typename acc_t>
+DR_HOST_DEVICE SoftmaxSums<acc_t> empty_sums() {
+  return SoftmaxSums<acc_t>{acc_t(0), acc_t(0), acc_t(0)};
+}
+
+template <typename acc_t>
+DR_HOST_DEVICE SoftmaxSums<acc_t> merge(const SoftmaxSums<acc_t>& a,
+                                        const SoftmaxSums<acc_t>& b,
+                                        acc_t sign_inv_lam) {
+  if (!(b.sum > acc_t(0))) return a;
+  if (!(a.sum > acc_t(0))) return b;
+  const bool a_first = sign_inv_lam > acc_t(0) ? a.shift >= b.shift
+                                               : a.shift <= b.shift;
+  const SoftmaxSums<acc_t>& top = a_first ? a : b;
+  const SoftmaxSums<acc_t>& low = a_first ? b : a;
+  const acc_t scale = exp_nonpositive((low.shift - top.shift) * sign_inv_lam);
+  return SoftmaxSums<acc_t>{top.shift, top.sum + low.sum * scale,
+                            top.dot + low.dot * scale};
+}
+
+// Both sets of one image (or of a part of it).
 template <typename acc_t>
 struct ImageSums {
-  acc_t neg_sum, neg_dot;  // sum w, sum w * p over negatives
-  acc_t pos_sum, pos_dot;  // the same over positives
+  SoftmaxSums<acc_t> neg, pos;
 };
 
 template <typename acc_t>
 DR_HOST_DEVICE ImageSums<acc_t> empty_image() {
-  return ImageSums<acc_t>{acc_t(0), acc_t(0), acc_t(0), acc_t(0)};
+  return ImageSums<acc_t>{empty_sums<acc_t>(), empty_sums<acc_t>()};
 }
 
 template <typename acc_t>
 DR_HOST_DEVICE ImageSums<acc_t> merge(const ImageSums<acc_t>& a,
-                                      const ImageSums<acc_t>& b) {
-  return ImageSums<acc_t>{a.neg_sum + b.neg_sum, a.neg_dot + b.neg_dot,
-                          a.pos_sum + b.pos_sum, a.pos_dot + b.pos_dot};
+                                      const ImageSums<acc_t>& b,
+                                      acc_t inv_lam_pos, acc_t inv_lam_neg) {
+  return ImageSums<acc_t>{merge(a.neg, b.neg, inv_lam_neg),
+                          merge(a.pos, b.pos, -inv_lam_pos)};
 }
-
-template <typename acc_t>
-DR_HOST_DEVICE acc_t sigmoid(acc_t x) {
-  return acc_t(1) / (acc_t(1) + exp(-x));
-}
-
-// exp(p / lam_neg - 1 / lam_neg): a negative's softmax weight.
-template <typename acc_t>
-DR_HOST_DEVICE acc_t neg_weight(acc_t p, acc_t inv_lam_neg) {
-  return exp((p - acc_t(1)) * inv_lam_neg);
-}
-
-// exp(-p / lam_pos - 0): a positive's softmax weight.
-template <typename acc_t>
-DR_HOST_DEVICE acc_t pos_weight(acc_t p, acc_t inv_lam_pos) {
-  return exp(-p * inv_lam_pos);
-}
-
-// Element j = (a, k) of an image: 0 ignored, +1 negative, -1 positive.
-DR_HOST_DEVICE int element_sign(const int64_t* labels, const float* weights,
-                                int64_t anchor, int64_t cls) {
-  if (weights != nullptr && !(weights[anchor] > 0.f)) return 0;
-  return labels[anchor] == cls ? -1 : 1;
-}
-
-template <typename acc_t>
-DR_HOST_DEVICE void add_element(ImageSums<acc_t>& s, int sign, acc_t x,
-                                acc_t inv_lam_pos, acc_t inv_lam_neg) {
-  const acc_t p = sigmoid(x);
-  if (sign > 0) {
-    const acc_t w = neg_weight(p, inv_lam_neg);
-    s.neg_sum += w;
-    s.neg_dot += w * p;
-  } else if (sign < 0) {
-    const acc_t w = pos_weight(p, inv_lam_pos);
-    s.pos_sum += w;
-    s.pos_dot += w * p;
-  }
-}
-
-// Per-image statistics the forward saves for the backward.
-enum Stat { kNegSum, kPosSum, kENeg, kEPos, kNumStats };
 
 template <typename acc_t>
 DR_HOST_DEVICE void write_stats(const ImageSums<acc_t>& s, acc_t* stats) {
-  stats[kNegSum] = s.neg_sum;
-  stats[kPosSum] = s.pos_sum;
+  stats[kNegShift] = s.neg.shift;
+  stats[kNegSum] = s.neg.sum;
+  stats[kPosShift] = s.pos.shift;
+  stats[kPosSum] = s.pos.sum;
   // E- = 0 without negatives (all ignored), E+ = 1 without positives.
-  stats[kENeg] = s.neg_sum > acc_t(0) ? s.neg_dot / s.neg_sum : acc_t(0);
-  stats[kEPos] = s.pos_sum > acc_t(0) ? s.pos_dot / s.pos_sum : acc_t(1);
+  stats[kENeg] = s.neg.sum > acc_t(0) ? s.neg.dot / s.neg.sum : acc_t(0);
+  stats[kEPos] = s.pos.sum > acc_t(0) ? s.pos.dot / s.pos.sum : acc_t(1);
 }
 
 // d(g E)/dx_j through the sigmoid (DR paper, appendix A):
-// dE/dp_j = q_j (1 + s (p_j - E) / lam), s = +1 negatives, -1 positives.
+// dE/dp_j = q_j (1 + s (p_j - E) / lam), s = +1 negatives, -1 positives,
+// q_j = exp(s (p_j - shift) / lam) / sum. The backward's per-image
+// constants: coef = g / sum, and the stats' shift and E.
 template <typename acc_t>
-DR_HOST_DEVICE acc_t neg_grad(acc_t p, const acc_t* stats, acc_t g_neg,
-                              acc_t inv_lam_neg) {
-  const acc_t q = neg_weight(p, inv_lam_neg) / stats[kNegSum];
-  return g_neg * q * (acc_t(1) + (p - stats[kENeg]) * inv_lam_neg) * p *
-         (acc_t(1) - p);
+struct GradConstants {
+  acc_t coef, shift, expectation, sign_inv_lam;
+};
+
+template <typename acc_t>
+DR_HOST_DEVICE GradConstants<acc_t> neg_constants(const acc_t* stats,
+                                                  acc_t g_neg,
+                                                  acc_t inv_lam_neg) {
+  const acc_t sum = stats[kNegSum];
+  return GradConstants<acc_t>{sum > acc_t(0) ? g_neg / sum : acc_t(0),
+                              stats[kNegShift], stats[kENeg], inv_lam_neg};
 }
 
 template <typename acc_t>
-DR_HOST_DEVICE acc_t pos_grad(acc_t p, const acc_t* stats, acc_t g_pos,
-                              acc_t inv_lam_pos) {
-  const acc_t q = pos_weight(p, inv_lam_pos) / stats[kPosSum];
-  return g_pos * q * (acc_t(1) - (p - stats[kEPos]) * inv_lam_pos) * p *
-         (acc_t(1) - p);
+DR_HOST_DEVICE GradConstants<acc_t> pos_constants(const acc_t* stats,
+                                                  acc_t g_pos,
+                                                  acc_t inv_lam_pos) {
+  const acc_t sum = stats[kPosSum];
+  return GradConstants<acc_t>{sum > acc_t(0) ? g_pos / sum : acc_t(0),
+                              stats[kPosShift], stats[kEPos], -inv_lam_pos};
 }
 
 template <typename acc_t>
-DR_HOST_DEVICE acc_t grad_element(int sign, acc_t x, const acc_t* stats,
-                                  acc_t g_neg, acc_t g_pos, acc_t inv_lam_pos,
-                                  acc_t inv_lam_neg) {
-  if (sign == 0) return acc_t(0);
-  const acc_t p = sigmoid(x);
-  return sign > 0 ? neg_grad(p, stats, g_neg, inv_lam_neg)
-                  : pos_grad(p, stats, g_pos, inv_lam_pos);
+DR_HOST_DEVICE acc_t grad_element(acc_t x, const GradConstants<acc_t>& c) {
+  const Sigmoid<acc_t> s = sigmoid(x);
+  const acc_t q = exp_nonpositive((s.p - c.shift) * c.sign_inv_lam);
+  return c.coef * q * (acc_t(1) + (s.p - c.expectation) * c.sign_inv_lam) *
+         s.slope;
+}
+
+// A label in [0, C] (C = background); anything else is counted as bad
+// input and read as background, so no label ever indexes memory.
+DR_HOST_DEVICE bool label_in_range(int64_t label, int64_t classes) {
+  return label >= 0 && label <= classes;
 }
 
 // Elements of one image per chunk of the first reduction stage: a fixed

@@ -12,15 +12,67 @@ For image ``i`` over all anchors ``a`` of all FPN levels and classes ``k``
     E^+_i = \sum_{j \in P_i} \mathrm{softmax}_{P_i}(-p / \lambda_+)_j\, p_j,
 
 ``E+ = 1`` for an image without positives and ``E- = 0`` for one without
-negatives (every anchor ignored). This is the test oracle of the compiled
-op and the fallback where it is not built; autograd gives its gradient.
+negatives (every anchor ignored). The fallback where the compiled op is not
+built; autograd gives its gradient. It checks its inputs like the op:
+shapes, dtypes, devices and temperatures on the host, the values (finite
+logits, labels in ``[0, C]``, no NaN weight) through
+:func:`~mmdet_lossplug.input_checks.check_values`, without a host sync.
 """
+import math
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ..input_checks import upcast_low_precision
+from ..input_checks import check_values, upcast_low_precision
+
+LOGIT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+# Both implementations scale scores by 1 / lam in float32.
+MIN_LAMBDA = 1 / torch.finfo(torch.float32).max
+
+
+def check_dr_arguments(logits: Tensor, labels: Tensor,
+                       label_weights: Optional[Tensor], lam_pos: float,
+                       lam_neg: float) -> None:
+    """Host-side checks (no tensor values read): shapes ``(B, A, C)``,
+    ``(B, A)``, ``(B, A)``, floating logits, integer labels, floating
+    weights, one device, temperatures finite and ``>= MIN_LAMBDA``."""
+    for name, value in (('logits', logits), ('labels', labels),
+                        ('label_weights', label_weights)):
+        if not isinstance(value, Tensor) and not (name == 'label_weights'
+                                                  and value is None):
+            raise TypeError(
+                f'{name} must be a Tensor, got {type(value).__name__}')
+    if logits.dim() != 3:
+        raise ValueError('logits must have shape (B, A, C), got '
+                         f'{tuple(logits.shape)}')
+    if logits.dtype not in LOGIT_DTYPES:
+        raise TypeError('logits must be float32, float64, float16 or '
+                        f'bfloat16, got {logits.dtype}')
+    batch, anchors, _ = logits.shape
+    if labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool:
+        raise TypeError(f'labels must be integers, got {labels.dtype}')
+    if tuple(labels.shape) != (batch, anchors):
+        raise ValueError(f'labels must have shape {(batch, anchors)}, got '
+                         f'{tuple(labels.shape)}')
+    if label_weights is not None:
+        if not label_weights.is_floating_point():
+            raise TypeError('label_weights must be floating point, got '
+                            f'{label_weights.dtype}')
+        if tuple(label_weights.shape) != (batch, anchors):
+            raise ValueError(f'label_weights must have shape '
+                             f'{(batch, anchors)}, got '
+                             f'{tuple(label_weights.shape)}')
+    for name, value in (('labels', labels), ('label_weights', label_weights)):
+        if value is not None and value.device != logits.device:
+            raise ValueError(f'{name} must be on the device of logits '
+                             f'({logits.device}), got {value.device}')
+    for name, lam in (('lam_pos', lam_pos), ('lam_neg', lam_neg)):
+        if not (math.isfinite(lam) and lam >= MIN_LAMBDA):
+            raise ValueError(f'{name} must be a finite number >= '
+                             f'{MIN_LAMBDA:.3g} (1/{name} a finite float32),'
+                             f' got {lam}')
 
 
 def _masked_softmax_expectation(scores: Tensor, prob: Tensor, mask: Tensor,
@@ -48,14 +100,24 @@ def dr_expectation_reference(logits: Tensor, labels: Tensor,
 
     Args:
         logits (Tensor): ``(B, A, C)`` classification logits of every anchor
-            of every level of each image.
-        labels (Tensor): ``(B, A)`` in ``[0, C]``, ``C`` = background.
-        label_weights (Tensor, optional): ``(B, A)``; anchors with weight
-            ``<= 0`` are ignored.
+            of every level of each image, finite.
+        labels (Tensor): ``(B, A)`` integers in ``[0, C]``, ``C`` =
+            background.
+        label_weights (Tensor, optional): ``(B, A)``, not NaN; anchors with
+            weight ``<= 0`` are ignored.
         lam_pos (float): Temperature of the positives' distribution.
         lam_neg (float): Temperature of the negatives' distribution.
     """
+    check_dr_arguments(logits, labels, label_weights, lam_pos, lam_neg)
     num_classes = logits.size(-1)
+    check_values(
+        torch.isfinite(logits).all(),
+        'logits has NaN/Inf value(s); the loss would be NaN')
+    check_values(((labels >= 0) & (labels <= num_classes)).all(),
+                 f'labels has a label outside [0, {num_classes}]')
+    if label_weights is not None:
+        check_values(~label_weights.isnan().any(),
+                     'label_weights has NaN value(s)')
     prob = upcast_low_precision(logits).sigmoid()
     valid = torch.ones_like(labels, dtype=torch.bool) \
         if label_weights is None else label_weights > 0

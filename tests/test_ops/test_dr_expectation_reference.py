@@ -102,22 +102,34 @@ def test_extreme_logits_stay_finite():
     assert torch.isfinite(logits.grad).all()
 
 
-def test_bad_inputs_raise_clear_errors():
+@pytest.mark.parametrize('fn', [dr_expectation, dr_expectation_reference])
+def test_bad_inputs_raise_clear_errors(fn):
+    """The public entry point and the exported reference check alike."""
     logits, labels, weights = make_inputs(dtype=torch.float32)
     with pytest.raises(ValueError, match=r'\(B, A, C\), got \(3, 57\)'):
-        dr_expectation(logits[..., 0], labels, weights, 1.0, 0.1)
+        fn(logits[..., 0], labels, weights, 1.0, 0.1)
     with pytest.raises(ValueError, match=r'labels must have shape \(3, 57\)'):
-        dr_expectation(logits, labels[:, :5], weights, 1.0, 0.1)
+        fn(logits, labels[:, :5], weights, 1.0, 0.1)
+    # (1, A) labels must not broadcast over the images.
+    with pytest.raises(ValueError, match=r'labels must have shape \(3, 57\)'):
+        fn(logits, labels[:1], weights, 1.0, 0.1)
     with pytest.raises(ValueError, match='label_weights must have shape'):
-        dr_expectation(logits, labels, weights[0], 1.0, 0.1)
-    bad = labels.clone()
-    bad[0, 0] = 5
-    with pytest.raises(
-            ValueError, match=r'labels has values outside \[0, 4\]'):
-        dr_expectation(logits, bad, weights, 1.0, 0.1)
+        fn(logits, labels, weights[0], 1.0, 0.1)
+    with pytest.raises(TypeError, match='labels must be integers'):
+        fn(logits, labels.float(), weights, 1.0, 0.1)
+    for value in (5, -1):  # -1 must not read as background
+        bad = labels.clone()
+        bad[0, 0] = value
+        with pytest.raises(ValueError, match=r'outside \[0, 4\]'):
+            fn(logits, bad, weights, 1.0, 0.1)
     nan = logits.clone()
     nan[1, 2, 3] = float('nan')
-    with pytest.raises(ValueError, match='logits has NaN/Inf'):
-        dr_expectation(nan, labels, weights, 1.0, 0.1)
-    with pytest.raises(ValueError, match='must be > 0'):
-        dr_expectation(logits, labels, weights, 1.0, 0.0)
+    with pytest.raises(ValueError, match='NaN/Inf'):
+        fn(nan, labels, weights, 1.0, 0.1)
+    nan_weights = weights.clone()
+    nan_weights[0, 3] = float('nan')
+    with pytest.raises(ValueError, match='label_weights has .*NaN'):
+        fn(logits, labels, nan_weights, 1.0, 0.1)
+    for lam in (0.0, -1.0, float('nan'), float('inf'), 1e-39):
+        with pytest.raises(ValueError, match='lam_neg must be a finite'):
+            fn(logits, labels, weights, 1.0, lam)

@@ -1,16 +1,17 @@
-"""Benchmark DR loss's expectation op against its pure-PyTorch reference and
-MMDetection's FocalLoss at RetinaNet sizes, side by side in one run.
+"""Benchmark DR loss's expectation op against its pure-PyTorch reference at
+RetinaNet's 800x1333 size, side by side in one run.
 
-Sizes: every anchor of RetinaNet's generator (9 per location, strides
-8-128) for an image padded from 800x1333, 512x853 and 320x533; B = 2,
-C = 80. For each implementation: median time of forward, backward and
-both, and peak memory beyond the inputs (in units of the gradient's size);
-ratios are printed from the same run. On CUDA also the bandwidth reached by
-forward + backward (it must read the logits twice and write the gradient
-once) against a device copy measured in the same run.
+Every anchor of RetinaNet's generator (9 per location, strides 8-128) for
+an image padded from 800x1333 (A = 201,600), C = 80, for each batch size
+and logits dtype: median time of the op's forward and forward + backward,
+the reference's forward + backward and the ratio; each one's peak memory
+beyond the inputs in units of the gradient's size; and the bandwidth the op
+reaches (forward + backward must read the logits twice and write the
+gradient once) against a copy on the same device, measured in the same
+run.
 
     python tools/analysis/benchmark_dr_op.py [--device cpu|cuda]
-        [--repeat 5] [--sizes 800 512 320] [--dtype float32]
+        [--batches 2 8] [--dtypes float32 float16 bfloat16] [--repeat 5]
 
 CPU peak memory is the growth of a fresh process's resident high-water mark
 (VmHWM) over one forward + backward, the inputs already made; CUDA uses
@@ -27,46 +28,36 @@ import time
 
 import torch
 
-IMPLS = ('op', 'reference', 'focal')
-SHORT_SIDES = {800: (800, 1333), 512: (512, 853), 320: (320, 533)}
+IMPLS = ('op', 'reference')
+HEIGHT, WIDTH = 800, 1333
 STRIDES = (8, 16, 32, 64, 128)
 LAM_POS, LAM_NEG = 1.0, 0.1 / math.log(3.5)
 
 
-def retinanet_anchors(height: int, width: int) -> int:
+def retinanet_anchors(height: int = HEIGHT, width: int = WIDTH) -> int:
     """Anchors of RetinaNet's generator for an image padded to 32."""
     height, width = (math.ceil(s / 32) * 32 for s in (height, width))
     return 9 * sum(
         math.ceil(height / s) * math.ceil(width / s) for s in STRIDES)
 
 
-def make_inputs(anchors, device, dtype, batch=2, classes=80, seed=0):
+def make_inputs(batch, device, dtype, classes=80, seed=0):
+    anchors = retinanet_anchors()
     g = torch.Generator().manual_seed(seed)
-    # In place: no temporaries, so a process's peak memory before the loss
-    # runs is the inputs'.
-    logits = torch.empty(batch, anchors, classes).normal_(-4, 2, generator=g)
+    # In place, in the final dtype: no temporary larger than the inputs, so
+    # a process's peak memory before the loss runs is the inputs'.
+    logits = torch.empty(
+        batch, anchors, classes, dtype=dtype).normal_(
+            -4, 2, generator=g)
     labels = torch.full((batch, anchors), classes, dtype=torch.long)
-    pos = torch.rand(batch, anchors, generator=g) < 0.001  # ~100 per image
+    pos = torch.rand(batch, anchors, generator=g) < 0.001  # ~200 per image
     labels[pos] = torch.randint(0, classes, (int(pos.sum()), ), generator=g)
     weights = (torch.rand(batch, anchors, generator=g) > 0.02).float()
-    return (logits.to(device, dtype), labels.to(device), weights.to(device))
+    return logits.to(device), labels.to(device), weights.to(device)
 
 
 def build_step(impl):
     """A function (logits, labels, weights) -> scalar loss."""
-    if impl == 'focal':
-        from mmdet.models.losses import FocalLoss
-        focal = FocalLoss(use_sigmoid=True, gamma=2.0, alpha=0.25)
-
-        def step(x, labels, weights):
-            c = x.size(-1)
-            return focal(
-                x.reshape(-1, c),
-                labels.reshape(-1),
-                weights.reshape(-1),
-                avg_factor=max(int((labels < c).sum()), 1))
-
-        return step
     from mmdet_lossplug.ops import dr_expectation_op, dr_expectation_reference
     fn = dr_expectation_op if impl == 'op' else dr_expectation_reference
 
@@ -93,10 +84,9 @@ def timed(fn, device, repeat):
     return statistics.median(times[1:])
 
 
-def measure(impl, size, device, dtype, repeat):
-    """Times (s) and peak extra memory (bytes) of one implementation."""
-    logits, labels, weights = make_inputs(
-        retinanet_anchors(*SHORT_SIDES[size]), device, dtype)
+def measure(impl, batch, device, dtype, repeat):
+    """Times (s) and, on CUDA, peak extra memory (bytes) of one impl."""
+    logits, labels, weights = make_inputs(batch, device, dtype)
     step = build_step(impl)
     x = logits.requires_grad_()
 
@@ -110,7 +100,6 @@ def measure(impl, size, device, dtype, repeat):
     result = dict(
         forward=timed(forward, device, repeat),
         both=timed(both, device, repeat))
-    result['backward'] = result['both'] - result['forward']
     x.grad = None
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
@@ -118,7 +107,7 @@ def measure(impl, size, device, dtype, repeat):
         both()
         result['peak_extra'] = torch.cuda.max_memory_allocated() - base
     else:
-        result['peak_extra'] = None  # cpu_peak_extra, in a fresh process
+        result['peak_extra'] = cpu_peak_extra(impl, batch, dtype)
     result['grad_bytes'] = x.numel() * x.element_size()
     return result
 
@@ -133,11 +122,10 @@ def peak_rss_bytes() -> int:
     raise RuntimeError('no VmHWM in /proc/self/status')
 
 
-def cpu_peak_extra(impl, size, dtype) -> int:
+def cpu_peak_extra(impl, batch, dtype) -> int:
     """Peak RSS growth of one forward+backward in a fresh process."""
     code = ('import torch; from benchmark_dr_op import *;'
-            f'l, t, w = make_inputs(retinanet_anchors(*SHORT_SIDES[{size}]),'
-            f' "cpu", torch.{dtype});'
+            f'l, t, w = make_inputs({batch}, "cpu", {dtype});'
             f'step = build_step("{impl}"); x = l.requires_grad_();'
             'base = peak_rss_bytes(); step(x, t, w).backward();'
             'print(peak_rss_bytes() - base)')
@@ -149,9 +137,10 @@ def cpu_peak_extra(impl, size, dtype) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def copy_bandwidth(device, nbytes=1 << 30):
-    """Device-to-device copy bandwidth (bytes/s): read + write."""
-    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
+def copy_bandwidth(device, nbytes=1 << 28):
+    """Copy bandwidth (bytes/s, read + write) of one tensor into another
+    already allocated: the bound of a pass that reads and writes memory."""
+    src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
     seconds = timed(lambda: dst.copy_(src), device, 10)
     return 2 * nbytes / seconds
@@ -161,67 +150,59 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--batches', type=int, nargs='+', default=[2, 8])
     parser.add_argument(
-        '--sizes',
-        type=int,
+        '--dtypes',
         nargs='+',
-        default=[800, 512, 320],
-        choices=list(SHORT_SIDES))
-    parser.add_argument(
-        '--dtype',
-        default='float32',
-        choices=['float32', 'float16', 'bfloat16'])
+        default=['float32', 'float16', 'bfloat16'],
+        choices=['float32', 'float16', 'bfloat16', 'float64'])
     parser.add_argument('--json', help='also write the results here')
     args = parser.parse_args(argv)
-    dtype = getattr(torch, args.dtype)
     device_name = (
         torch.cuda.get_device_name() if args.device == 'cuda' else
         f'CPU, {torch.get_num_threads()} threads')
+    bandwidth = copy_bandwidth(args.device)
     print(f'# DR expectation op benchmark: {device_name}, torch '
-          f'{torch.__version__}, B=2, C=80, {args.dtype}, median of '
-          f'{args.repeat}')
-    bandwidth = copy_bandwidth(args.device) if args.device == 'cuda' else None
-    if bandwidth:
-        print(f'# device copy bandwidth: {bandwidth / 1e9:.0f} GB/s')
+          f'{torch.__version__}, {HEIGHT}x{WIDTH} (A = {retinanet_anchors()}'
+          f'), C = 80, median of {args.repeat}')
+    print(f'# copy bandwidth (read + write): {bandwidth / 1e9:.1f} GB/s')
+    print('| B | dtype | op fwd ms | op fwd+bwd ms | reference fwd+bwd ms | '
+          'reference / op | op peak extra / grad | reference peak extra / '
+          'grad | op GB/s | % of copy bandwidth |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     rows = []
-    for size in args.sizes:
-        anchors = retinanet_anchors(*SHORT_SIDES[size])
-        res = {
-            impl: measure(impl, size, args.device, dtype, args.repeat)
-            for impl in IMPLS
-        }
-        if args.device == 'cpu':
-            for impl in IMPLS:
-                res[impl]['peak_extra'] = cpu_peak_extra(
-                    impl, size, args.dtype)
-        rows.append(dict(size=size, anchors=anchors, results=res))
-        print(f'\n## {SHORT_SIDES[size][0]}x{SHORT_SIDES[size][1]}: '
-              f'A = {anchors} anchors per image')
-        print('| impl | forward ms | backward ms | both ms | '
-              'peak extra / grad |')
-        print('|---|---|---|---|---|')
-        for impl in IMPLS:
-            r = res[impl]
-            print(f"| {impl} | {1e3 * r['forward']:.2f} | "
-                  f"{1e3 * r['backward']:.2f} | {1e3 * r['both']:.2f} | "
-                  f"{r['peak_extra'] / r['grad_bytes']:.2f} |")
-        op, ref, focal = (res[i] for i in IMPLS)
-        print(f"ratios (both): reference / op = "
-              f"{ref['both'] / op['both']:.1f}x, focal / op = "
-              f"{focal['both'] / op['both']:.2f}x; forward: reference / op "
-              f"= {ref['forward'] / op['forward']:.1f}x")
-        if bandwidth:
-            moved = 3 * op['grad_bytes']  # read logits twice, write grad
-            reached = moved / op['both']
-            print(f'op forward+backward: {reached / 1e9:.0f} GB/s = '
-                  f'{100 * reached / bandwidth:.0f} % of copy bandwidth')
+    for batch in args.batches:
+        for name in args.dtypes:
+            dtype = getattr(torch, name)
+            op, ref = (
+                measure(impl, batch, args.device, dtype, args.repeat)
+                for impl in IMPLS)
+            # Forward + backward read the logits twice, write the gradient.
+            reached = 3 * op['grad_bytes'] / op['both']
+            row = dict(
+                batch=batch,
+                dtype=name,
+                op=op,
+                reference=ref,
+                ratio=ref['both'] / op['both'],
+                bandwidth=reached,
+                bandwidth_share=reached / bandwidth)
+            rows.append(row)
+            print(
+                f"| {batch} | {name} | {1e3 * op['forward']:.2f} | "
+                f"{1e3 * op['both']:.2f} | {1e3 * ref['both']:.1f} | "
+                f"{row['ratio']:.1f}x | "
+                f"{op['peak_extra'] / op['grad_bytes']:.2f} | "
+                f"{ref['peak_extra'] / ref['grad_bytes']:.2f} | "
+                f'{reached / 1e9:.1f} | {100 * reached / bandwidth:.0f} % |',
+                flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(
                 dict(
                     device=device_name,
-                    dtype=args.dtype,
                     copy_bandwidth=bandwidth,
+                    torch=torch.__version__,
                     rows=rows),
                 f,
                 indent=1)

@@ -1,8 +1,11 @@
-// CUDA kernels of DR loss's expectations. Two-stage deterministic
-// reduction: stage 1 reduces fixed-size chunks of each image (one block
-// per chunk, a fixed tree in shared memory), stage 2 merges each image's
-// chunks (one block per image, fixed order). No float atomics anywhere, so
-// two runs are bitwise equal. The backward is one elementwise pass.
+// CUDA kernels of DR loss's expectations. Both passes split each image into
+// the same chunks of whole anchors (one block per chunk and image), so an
+// element's anchor is a 32-bit division within the chunk, never a 64-bit
+// one. Forward: each block finds its chunk's shifts (first pass), then its
+// softmax sums (second pass, over logits still in L2), reduced in a fixed
+// tree in shared memory; one block per image merges the chunks in a fixed
+// order. No float atomics anywhere, so two runs are bitwise equal; the bad
+// input counts are integer atomics. The backward is one elementwise pass.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -33,20 +36,71 @@ __device__ __forceinline__ void store(__nv_bfloat16* to, float x) {
   *to = __float2bfloat16(x);
 }
 
-// Tree reduction of one ImageSums per thread; thread 0 gets the result.
+// Whole anchors per chunk: about kChunk elements, at least one anchor.
+int64_t anchors_per_chunk(int64_t classes) {
+  if (classes == 0) return kChunk;  // no elements at all
+  return classes >= kChunk ? 1 : kChunk / classes;
+}
+
+struct Add {
+  template <typename T>
+  __device__ T operator()(T a, T b) const { return a + b; }
+};
+struct Max {
+  template <typename T>
+  __device__ T operator()(T a, T b) const { return a > b ? a : b; }
+};
+struct Min {
+  template <typename T>
+  __device__ T operator()(T a, T b) const { return a < b ? a : b; }
+};
+// Sums of one chunk, all under the same shift.
+struct AddSums {
+  template <typename acc_t>
+  __device__ SoftmaxSums<acc_t> operator()(SoftmaxSums<acc_t> a,
+                                           SoftmaxSums<acc_t> b) const {
+    return SoftmaxSums<acc_t>{a.shift, a.sum + b.sum, a.dot + b.dot};
+  }
+};
 template <typename acc_t>
-__device__ ImageSums<acc_t> block_merge(ImageSums<acc_t> mine) {
-  __shared__ ImageSums<acc_t> shared[kThreads];
+struct MergeImages {
+  acc_t inv_lam_pos, inv_lam_neg;
+  __device__ ImageSums<acc_t> operator()(ImageSums<acc_t> a,
+                                         ImageSums<acc_t> b) const {
+    return merge(a, b, inv_lam_pos, inv_lam_neg);
+  }
+};
+
+// Fixed-tree reduction of one value per thread with `op`; every thread
+// gets the result.
+template <typename T, typename Op>
+__device__ T block_reduce(T mine, Op op) {
+  __shared__ T shared[kThreads];
+  __syncthreads();  // the previous call's readers are done
   shared[threadIdx.x] = mine;
   __syncthreads();
   for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
     if (threadIdx.x < stride) {
-      shared[threadIdx.x] =
-          merge(shared[threadIdx.x], shared[threadIdx.x + stride]);
+      shared[threadIdx.x] = op(shared[threadIdx.x], shared[threadIdx.x + stride]);
     }
     __syncthreads();
   }
   return shared[0];
+}
+
+// The chunk of block (x = chunk, y = image): its first anchor (within the
+// whole batch) and its number of elements.
+struct Chunk {
+  int64_t first_anchor;
+  unsigned int elements;
+};
+
+__device__ __forceinline__ Chunk this_chunk(int64_t anchors, int64_t classes,
+                                            int64_t per_chunk) {
+  const int64_t start = blockIdx.x * per_chunk;
+  const int64_t count = min(per_chunk, anchors - start);
+  return Chunk{blockIdx.y * anchors + start,
+               static_cast<unsigned int>(count * classes)};
 }
 
 template <typename scalar_t, typename acc_t>
@@ -54,32 +108,86 @@ __global__ void chunk_sums_kernel(const scalar_t* __restrict__ logits,
                                   const int64_t* __restrict__ labels,
                                   const float* __restrict__ weights,
                                   int64_t anchors, int64_t classes,
-                                  acc_t inv_lam_pos, acc_t inv_lam_neg,
-                                  ImageSums<acc_t>* __restrict__ partial) {
-  const int64_t b = blockIdx.y, chunk = blockIdx.x;
-  const int64_t elements = anchors * classes;
-  const scalar_t* x = logits + b * elements;
-  const int64_t* lab = labels + b * anchors;
-  const float* w = weights ? weights + b * anchors : nullptr;
-  const int64_t stop = min(elements, (chunk + 1) * kChunk);
-  ImageSums<acc_t> sums = empty_image<acc_t>();
-  for (int64_t i = chunk * kChunk + threadIdx.x; i < stop; i += kThreads) {
-    add_element(sums, element_sign(lab, w, i / classes, i % classes),
-                static_cast<acc_t>(load(x[i])), inv_lam_pos, inv_lam_neg);
+                                  int64_t per_chunk, acc_t inv_lam_pos,
+                                  acc_t inv_lam_neg,
+                                  ImageSums<acc_t>* __restrict__ partial,
+                                  unsigned long long* __restrict__ status) {
+  const Chunk chunk = this_chunk(anchors, classes, per_chunk);
+  const scalar_t* x = logits + chunk.first_anchor * classes;
+  const int64_t* lab = labels + chunk.first_anchor;
+  const float* w = weights ? weights + chunk.first_anchor : nullptr;
+  const unsigned int num_classes = static_cast<unsigned int>(classes);
+  const acc_t inf = acc_t(INFINITY);
+  // Pass 1: bad input counts, the negatives' largest and the positives'
+  // smallest logit.
+  unsigned long long non_finite = 0, bad_labels = 0, nan_weights = 0;
+  acc_t neg_max = -inf, pos_min = inf;
+  for (unsigned int i = threadIdx.x; i < chunk.elements; i += kThreads) {
+    const unsigned int a = i / num_classes, k = i - a * num_classes;
+    const acc_t v = static_cast<acc_t>(load(x[i]));
+    non_finite += (v - v) != acc_t(0);
+    const bool nan_weight = w != nullptr && w[a] != w[a];
+    const bool valid = w == nullptr || w[a] > 0.f;
+    const int64_t label = lab[a];
+    const bool good_label = label_in_range(label, classes);
+    if (k == 0) {
+      bad_labels += !good_label;
+      nan_weights += nan_weight;
+    }
+    if (!valid) continue;
+    if (good_label && label == k) {
+      pos_min = v < pos_min ? v : pos_min;
+    } else {
+      neg_max = v > neg_max ? v : neg_max;
+    }
   }
-  sums = block_merge(sums);
-  if (threadIdx.x == 0) partial[b * gridDim.x + chunk] = sums;
+  non_finite = block_reduce(non_finite, Add());
+  bad_labels = block_reduce(bad_labels, Add());
+  nan_weights = block_reduce(nan_weights, Add());
+  if (threadIdx.x == 0) {
+    if (non_finite) atomicAdd(status + kNonFiniteLogits, non_finite);
+    if (bad_labels) atomicAdd(status + kBadLabels, bad_labels);
+    if (nan_weights) atomicAdd(status + kNanWeights, nan_weights);
+  }
+  neg_max = block_reduce(neg_max, Max());
+  pos_min = block_reduce(pos_min, Min());
+  // Pass 2: the softmax sums under the chunk's shifts.
+  const acc_t neg_shift = neg_max > -inf ? sigmoid(neg_max).p : acc_t(0);
+  const acc_t pos_shift = pos_min < inf ? sigmoid(pos_min).p : acc_t(0);
+  ImageSums<acc_t> sums = empty_image<acc_t>();
+  sums.neg.shift = neg_shift;
+  sums.pos.shift = pos_shift;
+  for (unsigned int i = threadIdx.x; i < chunk.elements; i += kThreads) {
+    const unsigned int a = i / num_classes, k = i - a * num_classes;
+    if (w != nullptr && !(w[a] > 0.f)) continue;
+    const int64_t label = lab[a];
+    const acc_t p = sigmoid(static_cast<acc_t>(load(x[i]))).p;
+    if (label_in_range(label, classes) && label == k) {
+      const acc_t q = exp_nonpositive((pos_shift - p) * inv_lam_pos);
+      sums.pos.sum += q;
+      sums.pos.dot += q * p;
+    } else {
+      const acc_t q = exp_nonpositive((p - neg_shift) * inv_lam_neg);
+      sums.neg.sum += q;
+      sums.neg.dot += q * p;
+    }
+  }
+  sums.neg = block_reduce(sums.neg, AddSums());
+  sums.pos = block_reduce(sums.pos, AddSums());
+  if (threadIdx.x == 0) partial[blockIdx.y * gridDim.x + blockIdx.x] = sums;
 }
 
 template <typename acc_t>
 __global__ void image_stats_kernel(const ImageSums<acc_t>* __restrict__ partial,
-                                   int64_t chunks, acc_t* __restrict__ stats) {
+                                   int64_t chunks, acc_t inv_lam_pos,
+                                   acc_t inv_lam_neg,
+                                   acc_t* __restrict__ stats) {
   const int64_t b = blockIdx.x;
   ImageSums<acc_t> sums = empty_image<acc_t>();
   for (int64_t c = threadIdx.x; c < chunks; c += kThreads) {
-    sums = merge(sums, partial[b * chunks + c]);
+    sums = merge(sums, partial[b * chunks + c], inv_lam_pos, inv_lam_neg);
   }
-  sums = block_merge(sums);
+  sums = block_reduce(sums, MergeImages<acc_t>{inv_lam_pos, inv_lam_neg});
   if (threadIdx.x == 0) write_stats(sums, stats + b * kNumStats);
 }
 
@@ -89,22 +197,37 @@ __global__ void grad_kernel(const scalar_t* __restrict__ logits,
                             const float* __restrict__ weights,
                             const acc_t* __restrict__ stats,
                             const acc_t* __restrict__ g_neg,
-                            const acc_t* __restrict__ g_pos, int64_t total,
-                            int64_t anchors, int64_t classes,
+                            const acc_t* __restrict__ g_pos, int64_t anchors,
+                            int64_t classes, int64_t per_chunk,
                             acc_t inv_lam_pos, acc_t inv_lam_neg,
                             scalar_t* __restrict__ grad) {
-  const int64_t elements = anchors * classes;
-  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-       idx < total; idx += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t b = idx / elements, i = idx % elements;
-    const float* w = weights ? weights + b * anchors : nullptr;
-    const int sign =
-        element_sign(labels + b * anchors, w, i / classes, i % classes);
-    const acc_t g = grad_element(sign, static_cast<acc_t>(load(logits[idx])),
-                                 stats + b * kNumStats, g_neg[b], g_pos[b],
-                                 inv_lam_pos, inv_lam_neg);
-    store(grad + idx, g);
+  const Chunk chunk = this_chunk(anchors, classes, per_chunk);
+  const int64_t offset = chunk.first_anchor * classes;
+  const int64_t* lab = labels + chunk.first_anchor;
+  const float* w = weights ? weights + chunk.first_anchor : nullptr;
+  const unsigned int num_classes = static_cast<unsigned int>(classes);
+  const acc_t* image_stats = stats + blockIdx.y * kNumStats;
+  const GradConstants<acc_t> neg =
+      neg_constants(image_stats, g_neg[blockIdx.y], inv_lam_neg);
+  const GradConstants<acc_t> pos =
+      pos_constants(image_stats, g_pos[blockIdx.y], inv_lam_pos);
+  for (unsigned int i = threadIdx.x; i < chunk.elements; i += kThreads) {
+    const unsigned int a = i / num_classes, k = i - a * num_classes;
+    acc_t g = acc_t(0);
+    if (w == nullptr || w[a] > 0.f) {
+      const int64_t label = lab[a];
+      const bool positive = label_in_range(label, classes) && label == k;
+      g = grad_element(static_cast<acc_t>(load(logits[offset + i])),
+                       positive ? pos : neg);
+    }
+    store(grad + offset + i, g);
   }
+}
+
+// Grid of the chunked kernels: chunks of one image on x, images on y.
+dim3 chunk_grid(int64_t batch, int64_t anchors, int64_t classes) {
+  return dim3((unsigned)num_chunks(anchors, anchors_per_chunk(classes)),
+              (unsigned)batch);
 }
 
 template <typename scalar_t>
@@ -112,17 +235,19 @@ cudaError_t forward_typed(const void* logits, const int64_t* labels,
                           const float* weights, int64_t batch,
                           int64_t anchors, int64_t classes, double lam_pos,
                           double lam_neg, void* workspace, void* stats,
-                          cudaStream_t stream) {
+                          int64_t* status, cudaStream_t stream) {
   using acc_t = typename Acc<scalar_t>::type;
   if (batch == 0) return cudaSuccess;
-  const int64_t chunks = num_chunks(anchors * classes);
+  const dim3 grid = chunk_grid(batch, anchors, classes);
   auto* partial = static_cast<ImageSums<acc_t>*>(workspace);
-  chunk_sums_kernel<scalar_t, acc_t>
-      <<<dim3((unsigned)chunks, (unsigned)batch), kThreads, 0, stream>>>(
-          static_cast<const scalar_t*>(logits), labels, weights, anchors,
-          classes, acc_t(1.0 / lam_pos), acc_t(1.0 / lam_neg), partial);
+  const acc_t inv_lam_pos = acc_t(1.0 / lam_pos);
+  const acc_t inv_lam_neg = acc_t(1.0 / lam_neg);
+  chunk_sums_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
+      static_cast<const scalar_t*>(logits), labels, weights, anchors, classes,
+      anchors_per_chunk(classes), inv_lam_pos, inv_lam_neg, partial,
+      reinterpret_cast<unsigned long long*>(status));
   image_stats_kernel<acc_t><<<(unsigned)batch, kThreads, 0, stream>>>(
-      partial, chunks, static_cast<acc_t*>(stats));
+      partial, grid.x, inv_lam_pos, inv_lam_neg, static_cast<acc_t*>(stats));
   return cudaGetLastError();
 }
 
@@ -134,16 +259,14 @@ cudaError_t backward_typed(const void* logits, const int64_t* labels,
                            double lam_pos, double lam_neg, void* grad,
                            cudaStream_t stream) {
   using acc_t = typename Acc<scalar_t>::type;
-  const int64_t total = batch * anchors * classes;
-  if (total == 0) return cudaSuccess;
-  const int64_t blocks = min((total + kThreads - 1) / kThreads,
-                             (int64_t)65535 * 8);
-  grad_kernel<scalar_t, acc_t><<<(unsigned)blocks, kThreads, 0, stream>>>(
-      static_cast<const scalar_t*>(logits), labels, weights,
-      static_cast<const acc_t*>(stats), static_cast<const acc_t*>(g_neg),
-      static_cast<const acc_t*>(g_pos), total, anchors, classes,
-      acc_t(1.0 / lam_pos), acc_t(1.0 / lam_neg),
-      static_cast<scalar_t*>(grad));
+  if (batch * anchors * classes == 0) return cudaSuccess;
+  grad_kernel<scalar_t, acc_t>
+      <<<chunk_grid(batch, anchors, classes), kThreads, 0, stream>>>(
+          static_cast<const scalar_t*>(logits), labels, weights,
+          static_cast<const acc_t*>(stats), static_cast<const acc_t*>(g_neg),
+          static_cast<const acc_t*>(g_pos), anchors, classes,
+          anchors_per_chunk(classes), acc_t(1.0 / lam_pos),
+          acc_t(1.0 / lam_neg), static_cast<scalar_t*>(grad));
   return cudaGetLastError();
 }
 
@@ -154,7 +277,8 @@ size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch,
   const size_t per_chunk = dtype == DType::kFloat64
                                ? sizeof(ImageSums<double>)
                                : sizeof(ImageSums<float>);
-  return per_chunk * (size_t)batch * (size_t)num_chunks(anchors * classes);
+  return per_chunk * (size_t)batch *
+         (size_t)num_chunks(anchors, anchors_per_chunk(classes));
 }
 
 #define DR_DISPATCH(dtype, FN, ...)                                   \
@@ -170,9 +294,9 @@ cudaError_t forward_cuda(DType dtype, const void* logits,
                          const int64_t* labels, const float* weights,
                          int64_t batch, int64_t anchors, int64_t classes,
                          double lam_pos, double lam_neg, void* workspace,
-                         void* stats, cudaStream_t stream) {
+                         void* stats, int64_t* status, cudaStream_t stream) {
   DR_DISPATCH(dtype, forward_typed, logits, labels, weights, batch, anchors,
-              classes, lam_pos, lam_neg, workspace, stats, stream)
+              classes, lam_pos, lam_neg, workspace, stats, status, stream)
 }
 
 cudaError_t backward_cuda(DType dtype, const void* logits,
