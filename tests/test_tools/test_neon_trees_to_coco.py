@@ -25,13 +25,6 @@ XML_COUNTS = {
 }
 
 
-@pytest.fixture(scope='module')
-def converted(tmp_path_factory):
-    out = tmp_path_factory.mktemp('neon_trees')
-    datasets = tool.convert(tool.deepforest_data_dir(), str(out), 400, 256)
-    return out, datasets
-
-
 def xml_boxes(name):
     """The boxes read directly from the XML (independent of the tool)."""
     root = ET.parse(osp.join(tool.deepforest_data_dir(),
@@ -42,8 +35,8 @@ def xml_boxes(name):
     ] for o in root.iter('object')])
 
 
-def test_split_by_image_and_files_on_disk(converted):
-    out, datasets = converted
+def test_split_by_image_and_files_on_disk(neon_trees):
+    out, datasets = neon_trees
     sources = {
         split: {img['source']
                 for img in coco['images']}
@@ -63,8 +56,8 @@ def test_split_by_image_and_files_on_disk(converted):
     assert [c['name'] for c in datasets['val']['categories']] == ['Tree']
 
 
-def test_every_box_kept_and_whole_in_some_tile(converted):
-    _, datasets = converted
+def test_every_box_kept_and_whole_in_some_tile(neon_trees):
+    _, datasets = neon_trees
     for coco in datasets.values():
         images = {img['id']: img for img in coco['images']}
         by_source = {}
@@ -85,8 +78,8 @@ def test_every_box_kept_and_whole_in_some_tile(converted):
             assert whole == set(range(XML_COUNTS[name])), name
 
 
-def test_clipping_and_sliver_rule(converted):
-    _, datasets = converted
+def test_clipping_and_sliver_rule(neon_trees):
+    _, datasets = neon_trees
     for coco in datasets.values():
         kept = {
             (a['image_id'], a['source_box']): a['bbox']
