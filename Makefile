@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make run   - set up .venv (idempotent) and run the loss comparison
+#   make run   - set up .venv (idempotent) and run the loss comparison on
+#                the NEON tree-crown tiles (data from requirements/data.txt)
 #   make test  - set up .venv if needed, check style, run the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -16,6 +17,7 @@ install: $(STAMP)
 # torch first, then mmcv compiled against it (about 10 minutes on 2 cores;
 # pip's wheel cache makes it once per machine), then us and the rest.
 $(STAMP): setup.cfg setup.py requirements/build.txt requirements/mmcv.txt \
+        requirements/data.txt \
         $(wildcard mmdet_lossplug/csrc/*.* mmdet_lossplug/csrc/*/*.*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
@@ -23,6 +25,7 @@ $(STAMP): setup.cfg setup.py requirements/build.txt requirements/mmcv.txt \
 	MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} \
 	    $(PY) -m pip install --no-build-isolation -r requirements/mmcv.txt
 	$(PY) -m pip install --no-build-isolation -e '.[tests]'
+	$(PY) -m pip install --no-deps -r requirements/data.txt
 	$(PY) -c 'import mmcv.ops, mmdet, mmdet_lossplug'
 	touch $@
 
