@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make run   - set up .venv (idempotent) and run the loss comparison
+#   make run   - set up .venv (idempotent) and run the loss comparison on
+#                the NEON tree-crown tiles (data from requirements/data.txt)
 #   make test  - set up .venv if needed, check style, compile the extension
 #                with CUDA against a second torch and run the op's tests
 #                with it (cuda-build), run the test suite
@@ -20,7 +21,8 @@ install: $(STAMP)
 # pip's wheel cache makes it once per machine), then us and the rest.
 # requirements/constraints.txt pins the exact stack (setup.cfg has ranges).
 $(STAMP): setup.cfg setup.py requirements/constraints.txt \
-        requirements/build.txt requirements/mmcv.txt $(CSRC)
+        requirements/build.txt requirements/mmcv.txt requirements/data.txt \
+        $(CSRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements/build.txt
@@ -28,6 +30,7 @@ $(STAMP): setup.cfg setup.py requirements/constraints.txt \
 	    $(PY) -m pip install --no-build-isolation -r requirements/mmcv.txt
 	$(PY) -m pip install --no-build-isolation \
 	    -c requirements/constraints.txt -e '.[tests]'
+	$(PY) -m pip install --no-deps -r requirements/data.txt
 	$(PY) -c 'import mmcv.ops, mmdet, mmdet_lossplug'
 	touch $@
 

@@ -1,12 +1,20 @@
 import os.path as osp
+import runpy
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes',
                          'retinanet_r18-tiny_fpn_shapes.py')
+
+
+def load_tool(*path: str) -> SimpleNamespace:
+    """A script under ``tools/`` as a namespace: tools are scripts, not
+    packages, so they are loaded from their files (no sys.path edits)."""
+    return SimpleNamespace(**runpy.run_path(osp.join(ROOT, 'tools', *path)))
 
 
 def run_tool(*args, env=None, timeout=600):

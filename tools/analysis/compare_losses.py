@@ -1,33 +1,41 @@
-"""Train the small RetinaNet with each classification loss on the generated
-shapes dataset and print a table of COCO bbox AP (pycocotools) and D-ECE
-(detection calibration error at IoU 0.5).
+"""Train the small RetinaNet with each classification loss on tiles of the
+NEON tree-crown photographs, over several seeds, and print mean +- std of
+COCO bbox AP, AP50, D-ECE@0.5, LaECE (when the metric reports it) and
+training time; focal after temperature scaling (tools/calibrate.py, T fitted
+on the validation predictions themselves) is one more row.
 
-This is the README's run command (``make run``). It is a smoke-scale
-comparison on a CPU (minutes), not a reproduction: the paper configs are in
-``configs/polyloss``.
+This is the README's run command (``make run``): a CPU-sized comparison
+(minutes per run), not a reproduction; the paper configs are in
+``configs/polyloss`` and ``configs/dr_loss``.
 
-    python tools/analysis/compare_losses.py [--work-dir DIR] [--iters 600]
-        [--losses focal polyfocal poly1star adaptive_focal dr] [--seed 0]
+    python tools/analysis/compare_losses.py [--work-dir DIR] [--iters 200]
+        [--seeds 0 1 2] [--losses focal polyfocal poly1star adaptive_focal dr]
+        [--no-plots]
 """
 import argparse
+import copy
+import json
 import os
 import os.path as osp
 import runpy
 import time
 
+import numpy as np
 from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
 
+import mmdet_lossplug  # noqa: F401  (registers our modules)
+
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ROOT = osp.dirname(TOOLS)
-# tools/misc is not a package: the generator is taken from its file.
-generate = runpy.run_path(
-    osp.join(TOOLS, 'misc', 'generate_shapes_dataset.py'))['generate']
+# tools/ holds scripts, not packages: their functions are taken from the
+# files (no sys.path edits).
+calibrate_main = runpy.run_path(osp.join(TOOLS, 'calibrate.py'))['main']
+neon_trees_tool = runpy.run_path(
+    osp.join(TOOLS, 'dataset_converters', 'neon_trees_to_coco.py'))
 
-import mmdet_lossplug  # noqa: E402,F401
-
-CONFIG = osp.join(ROOT, 'configs', 'shapes',
-                  'retinanet_r18-tiny_fpn_shapes.py')
+CONFIG = osp.join(ROOT, 'configs', 'neon_trees',
+                  'retinanet_r18-tiny_fpn_neon-trees.py')
 
 
 def focal_family(loss_type: str, **loss) -> dict:
@@ -61,51 +69,105 @@ ROWS = {
             type='DRRetinaHead', loss_cls=dict(_delete_=True, type='DRLoss')),
         test_cfg=dict(score_thr=0.2)),
 }
-METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75',
-           'calibration/d_ece_50')
+TEMPERATURE_ROW = 'focal + T'
+# (metric key, column title); LaECE is shown when the metric reports it.
+COLUMNS = (('coco/bbox_mAP', 'AP'), ('coco/bbox_mAP_50', 'AP50'),
+           ('calibration/d_ece_50', 'D-ECE@0.5'), ('calibration/laece',
+                                                   'LaECE'))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/compare_losses')
-    parser.add_argument('--iters', type=int, default=600)
+    parser.add_argument('--iters', type=int, default=200)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument(
         '--losses', nargs='+', choices=list(ROWS), default=list(ROWS))
-    parser.add_argument('--num-train', type=int, default=256)
-    parser.add_argument('--num-val', type=int, default=64)
-    parser.add_argument('--seed', type=int, default=0)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--no-plots', action='store_true', help='skip docs-style pictures')
+    args = parser.parse_args(argv)
+    if args.iters < 1:
+        parser.error(f'--iters must be at least 1, got {args.iters}')
+    return args
 
 
-def train_and_evaluate(name: str, data_root: str, args) -> dict:
-    """Train one row and return its COCO metrics."""
-    os.environ['SHAPES_ROOT'] = data_root
+def build_config(name: str, seed: int, iters: int, work_dir: str) -> Config:
+    """The config of one (loss, seed) run: trains ``iters`` iterations,
+    evaluates once at the end and dumps the validation predictions to
+    ``work_dir/val.pkl``."""
     cfg = Config.fromfile(CONFIG)
-    cfg.merge_from_dict(dict(model=ROWS[name]))
-    cfg.work_dir = osp.join(args.work_dir, name)
-    cfg.experiment_name = name
-    cfg.randomness = dict(seed=args.seed)
-    cfg.train_cfg.max_iters = args.iters
-    cfg.train_cfg.val_interval = args.iters  # evaluate once, at the end
-    cfg.param_scheduler[1].milestones = [int(args.iters * 0.75)]
-    cfg.default_hooks.checkpoint.interval = args.iters
-    set_random_seed(args.seed)
+    # merge_from_dict consumes _delete_: give it a copy of the row
+    cfg.merge_from_dict(dict(model=copy.deepcopy(ROWS[name])))
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'{name}_seed{seed}'
+    cfg.randomness = dict(seed=seed)
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters
+    cfg.param_scheduler[0].end = min(cfg.param_scheduler[0].end, iters)
+    cfg.param_scheduler[1].milestones = [int(iters * 0.75)]
+    cfg.default_hooks.checkpoint.interval = iters
+    cfg.default_hooks.logger.interval = max(iters // 4, 1)
+    cfg.val_evaluator = list(cfg.val_evaluator) + [
+        dict(
+            type='DumpDetResults', out_file_path=osp.join(work_dir, 'val.pkl'))
+    ]
+    return cfg
+
+
+def train_and_evaluate(name: str, seed: int, args) -> dict:
+    """Train one (loss, seed) run; its validation metrics and minutes."""
+    work_dir = osp.join(args.work_dir, name, f'seed{seed}')
+    cfg = build_config(name, seed, args.iters, work_dir)
+    set_random_seed(seed)
     runner = Runner.from_cfg(cfg)
     start = time.time()
     runner.train()
     minutes = (time.time() - start) / 60
     # RuntimeInfoHook keeps the last validation's metrics as 'val/<name>'.
-    hub = runner.message_hub
-    metrics = {k: hub.get_scalar('val/' + k).current() for k in METRICS}
-    return dict(metrics, minutes=minutes)
+    scalars = runner.message_hub.log_scalars
+    metrics = {
+        key: scalars['val/' + key].current()
+        for key, _ in COLUMNS if 'val/' + key in scalars
+    }
+    return dict(
+        metrics, minutes=minutes, predictions=osp.join(work_dir, 'val.pkl'))
+
+
+def temperature_scaled(run: dict, work_dir: str) -> dict:
+    """The focal run after tools/calibrate.py's temperature (T fitted by
+    D-ECE on these same validation predictions: an optimistic bound)."""
+    report = calibrate_main([
+        CONFIG, run['predictions'], '--work-dir', work_dir, '--calibrator',
+        'temperature'
+    ])
+    after = report['after']
+    return dict({
+        key: after[key]
+        for key, _ in COLUMNS if key in after
+    },
+                minutes=run['minutes'],
+                temperature=report['temperature'])
+
+
+def mean_std(values) -> str:
+    values = np.asarray(values, dtype=np.float64)
+    std = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f'{values.mean():.1f} ± {std:.1f}'
 
 
 def format_table(results: dict) -> str:
-    header = '| loss | AP | AP50 | AP75 | D-ECE@0.5 (%) | train min |'
-    lines = [header, '|' + '---|' * 6]
-    for name, m in results.items():
-        values = ' | '.join(f'{100 * m[k]:.1f}' for k in METRICS)
-        lines.append(f"| {name} | {values} | {m['minutes']:.1f} |")
+    """Mean ± sample standard deviation over seeds of each row; metrics in
+    percent, training time in minutes."""
+    runs = [run for seeds in results.values() for run in seeds]
+    columns = [(k, t) for k, t in COLUMNS if all(k in r for r in runs)]
+    header = ['loss', 'seeds'] + [f'{t} (%)'
+                                  for _, t in columns] + ['train min']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for name, seeds in results.items():
+        cells = [name, str(len(seeds))]
+        cells += [mean_std([100 * r[k] for r in seeds]) for k, _ in columns]
+        cells.append(mean_std([r['minutes'] for r in seeds]))
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -114,21 +176,53 @@ def main(argv=None):
     data_root = osp.abspath(osp.join(args.work_dir, 'data'))
     if not osp.isfile(
             osp.join(data_root, 'annotations', 'instances_val.json')):
-        generate(
+        neon_trees_tool['convert'](
+            neon_trees_tool['deepforest_data_dir'](),
             data_root,
-            args.num_train,
-            args.num_val,
-            seed=args.seed,
-            formats=('coco', ))
-    results = {}
-    for name in args.losses:
-        print(f'=== training with {name}: {ROWS[name]}', flush=True)
-        results[name] = train_and_evaluate(name, data_root, args)
+            tile=400,
+            stride=256)
+    os.environ['NEON_TREES_ROOT'] = data_root
+    args.work_dir = osp.abspath(args.work_dir)
+
+    results = {name: [] for name in args.losses}
+    if 'focal' in args.losses:
+        results[TEMPERATURE_ROW] = []
+    total = len(args.losses) * len(args.seeds)
+    start, done = time.time(), 0
+    for seed in args.seeds:
+        for name in args.losses:
+            print(
+                f'=== [{done + 1}/{total}] {name}, seed {seed}: '
+                f'{ROWS[name]}',
+                flush=True)
+            run = train_and_evaluate(name, seed, args)
+            results[name].append(run)
+            if name == 'focal':
+                results[TEMPERATURE_ROW].append(
+                    temperature_scaled(
+                        run,
+                        osp.join(args.work_dir, name, f'seed{seed}',
+                                 'calibration')))
+            done += 1
+            elapsed = (time.time() - start) / 60
+            shown = ', '.join(f'{t} {100 * run[k]:.1f}' for k, t in COLUMNS
+                              if k in run)
+            print(
+                f'=== [{done}/{total}] {name}, seed {seed}: {shown} '
+                f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, about "
+                f'{elapsed / done * (total - done):.1f} min to go',
+                flush=True)
+
     table = format_table(results)
-    print(f'\nCOCO bbox AP and D-ECE on {args.num_val} generated val images '
-          f'({args.iters} iterations, CPU):\n{table}')
+    print(f'\nMean ± std over seeds {args.seeds} on the NEON tree-crown '
+          f'validation tiles ({args.iters} iterations, CPU):\n{table}')
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(dict(vars(args), results=results), f, indent=2)
+    if not args.no_plots:
+        from plot_loss_comparison import plot_all
+        plot_all(args.work_dir, data_root, args.losses, args.seeds[0])
 
 
 if __name__ == '__main__':
