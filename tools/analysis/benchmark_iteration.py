@@ -5,7 +5,9 @@ PolyFocal, DR through the compiled op and DR through the pure-PyTorch
 reference; on CUDA each also with AMP (fp16 autocast, mmengine's
 AmpOptimWrapper). Reports the median iteration time, its ratio to focal's,
 and on CUDA the peak of ``torch.cuda.max_memory_allocated`` over the timed
-iterations (weights, optimizer state and activations).
+iterations (weights, optimizer state and activations), and whether one more
+iteration runs with the classification loss's forward under
+``torch.cuda.set_sync_debug_mode('error')`` (a host sync there raises).
 
     python tools/analysis/benchmark_iteration.py [--device cuda]
         [--size 800 1333] [--batch 2] [--warmup 5] [--iters 20]
@@ -50,8 +52,31 @@ def build_model(loss: str, device: str):
     return MODELS.build(cfg.model).to(device).train()
 
 
+def loss_forward_syncs(model, data, wrapper) -> str:
+    """One more training iteration with every host sync inside the
+    classification loss's forward an error: 'none', or the error. The rest
+    of the iteration (mmdet's assigner, the logger) may sync as it likes."""
+    loss_cls = model.bbox_head.loss_cls
+    handles = [
+        loss_cls.register_forward_pre_hook(
+            lambda *_: torch.cuda.set_sync_debug_mode('error')),
+        loss_cls.register_forward_hook(
+            lambda *_: torch.cuda.set_sync_debug_mode('default'))
+    ]
+    try:
+        model.train_step(data, wrapper)
+        return 'none'
+    except RuntimeError as error:
+        return str(error).splitlines()[0]
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+        for handle in handles:
+            handle.remove()
+
+
 def time_iterations(loss, amp, args):
-    """Median seconds per iteration and peak bytes (None on CPU)."""
+    """Median seconds per iteration, peak bytes and the loss forward's host
+    syncs (None, None on CPU)."""
     cuda = args.device == 'cuda'
     model = build_model(loss, args.device)
     optimizer = torch.optim.SGD(
@@ -78,10 +103,11 @@ def time_iterations(loss, amp, args):
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() if cuda else None
+    syncs = loss_forward_syncs(model, data, wrapper) if cuda else None
     del model, optimizer, wrapper
     if cuda:
         torch.cuda.empty_cache()
-    return statistics.median(times), peak
+    return statistics.median(times), peak, syncs
 
 
 def main(argv=None):
@@ -104,20 +130,27 @@ def main(argv=None):
     print(f'RetinaNet R50-FPN, batch {args.batch} at {args.size[0]}x'
           f'{args.size[1]}, {device_name}, torch {torch.__version__}; '
           f'median of {args.iters} iterations after {args.warmup}')
-    print('| loss | AMP | iteration (ms) | vs focal | peak memory (MiB) |')
-    print('| --- | --- | --- | --- | --- |')
+    print('| loss | AMP | iteration (ms) | vs focal | peak memory (MiB) '
+          '| host syncs in loss_cls forward |')
+    print('| --- | --- | --- | --- | --- | --- |')
     results = []
     for amp in amps:
         baseline = None
         for loss in args.losses:
-            seconds, peak = time_iterations(loss, amp, args)
+            seconds, peak, syncs = time_iterations(loss, amp, args)
             baseline = baseline or (seconds if loss == 'focal' else None)
             ratio = f'{seconds / baseline:.3f}' if baseline else '-'
             peak_mib = f'{peak / 2**20:.0f}' if peak is not None else '-'
             print(f'| {loss} | {"fp16" if amp else "no"} | '
-                  f'{seconds * 1e3:.1f} | {ratio} | {peak_mib} |')
+                  f'{seconds * 1e3:.1f} | {ratio} | {peak_mib} | '
+                  f'{syncs or "-"} |')
             results.append(
-                dict(loss=loss, amp=amp, seconds=seconds, peak_bytes=peak))
+                dict(
+                    loss=loss,
+                    amp=amp,
+                    seconds=seconds,
+                    peak_bytes=peak,
+                    loss_cls_syncs=syncs))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(
