@@ -1,41 +1,32 @@
-# RetinaNet small enough to train on two CPU cores in minutes, on
-# 400 px tiles of the NEON tree-crown images shipped with deepforest
-# (tools/dataset_converters/neon_trees_to_coco.py). The model of the README's
-# run command (tools/analysis/compare_losses.py); no pretrained weights.
+# RetinaNet small enough to train on two CPU cores in minutes, on 400 px
+# tiles of the NEON tree-crown images shipped with deepforest
+# (tools/dataset_converters/neon_trees_to_coco.py): the shapes config's
+# model, fitted to one class of 8-107 px crowns and trained from scratch.
+# The model of the README's run command (tools/analysis/compare_losses.py);
+# no pretrained weights.
 #   NEON_TREES_ROOT=path/to/tiles python tools/train.py THIS_CONFIG
-_base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
-    'mmdet::_base_/default_runtime.py'
-]
-custom_imports = dict(imports=['mmdet_lossplug'], allow_failed_imports=False)
+_base_ = ['../shapes/retinanet_r18-tiny_fpn_shapes.py']
 
 classes = ('Tree', )
 data_root = '{{$NEON_TREES_ROOT:data/neon_trees/}}'
 image_size = 256  # tiles are 400 px: crowns of 8-107 px become 5-68 px
 
 model = dict(
-    data_preprocessor=dict(pad_size_divisor=32),
     backbone=dict(
-        depth=18,
-        base_channels=16,
         # From scratch: train every stage and let BN learn its statistics
         # (the base config freezes the stem and BN for pretrained weights).
         frozen_stages=-1,
-        norm_eval=False,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        init_cfg=None),
+        norm_eval=False),
     # Three levels (strides 8, 16, 32) are enough for crowns under 90 px.
-    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64, num_outs=3),
+    neck=dict(num_outs=3),
     bbox_head=dict(
         num_classes=len(classes),
-        in_channels=64,
-        feat_channels=64,
-        stacked_convs=2,
         # Anchors of 12-19 px at stride 8 up to 48-76 px at stride 32.
         anchor_generator=dict(octave_base_scale=1.5, strides=[8, 16, 32])),
     train_cfg=dict(assigner=dict(pos_iou_thr=0.5, neg_iou_thr=0.4)),
-    test_cfg=dict(score_thr=0.05, max_per_img=100))
+    test_cfg=dict(max_per_img=100))
 
+# The shapes pipelines at this image size; aerial views flip both ways.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
@@ -54,31 +45,15 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
-        type='CocoDataset',
         data_root=data_root,
         metainfo=dict(classes=classes),
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=1),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='CocoDataset',
         data_root=data_root,
         metainfo=dict(classes=classes),
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [
@@ -92,19 +67,11 @@ val_evaluator = [
 test_evaluator = val_evaluator
 
 max_iters = 200
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=4e-3, weight_decay=1e-4),
-    clip_grad=dict(max_norm=10, norm_type=2))
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=4e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
     dict(type='MultiStepLR', by_epoch=False, milestones=[150], gamma=0.1)
 ]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=25),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters))
-log_processor = dict(by_epoch=False)
+    logger=dict(interval=25), checkpoint=dict(interval=max_iters))
