@@ -5,10 +5,20 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes',
                          'retinanet_r18-tiny_fpn_shapes.py')
+
+# Parametrize a test over the CPU and, where there is one, the GPU.
+DEVICES = [
+    'cpu',
+    pytest.param(
+        'cuda',
+        marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason='needs a GPU'))
+]
 
 
 def load_tool(*path: str) -> SimpleNamespace:

@@ -13,7 +13,7 @@ import torch
 
 from mmdet_lossplug.ops import (HAS_EXT, dr_expectation, dr_expectation_op,
                                 dr_expectation_reference)
-from ..conftest import ROOT
+from ..conftest import DEVICES, ROOT
 
 # The module, not the function of the same name that ops/__init__ exports.
 dr_module = importlib.import_module('mmdet_lossplug.ops.dr_expectation')
@@ -31,13 +31,6 @@ def dr_loss(**kwargs):
 
 
 LAM_POS, LAM_NEG = 1.0, 0.1 / math.log(3.5)
-DEVICES = [
-    'cpu',
-    pytest.param(
-        'cuda',
-        marks=pytest.mark.skipif(
-            not torch.cuda.is_available(), reason='needs a GPU'))
-]
 # Tolerances on (E-, E+) and on the gradient, per logits dtype: both sides
 # accumulate in fp32 (fp64); a fp16/bf16 gradient is rounded once.
 TOL = {

@@ -6,17 +6,11 @@ import pytest
 import torch
 
 from mmdet_lossplug.ops import HAS_EXT, dr_expectation_op
+from ..conftest import DEVICES
 from ..dr_oracle import expectation_grads, expectations
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')
-DEVICES = [
-    'cpu',
-    pytest.param(
-        'cuda',
-        marks=pytest.mark.skipif(
-            not torch.cuda.is_available(), reason='needs a GPU'))
-]
 # Unit roundoff of the accumulation, and of the gradient's own dtype.
 ACC_EPS = {torch.float64: 2.0**-53}
 GRAD_EPS = {
