@@ -49,7 +49,7 @@ from mmdet_lossplug.evaluation import (DetectionCalibrationMetric,
 from mmdet_lossplug.evaluation.coco_matching import IGNORED, TRUE_POSITIVE
 from mmdet_lossplug.evaluation.detection_calibration_metric import iou_key
 from mmdet_lossplug.evaluation.posthoc_calibration import (
-    IsotonicCalibrator, PlattCalibrator, ScoreCalibrator,
+    CALIBRATORS, IsotonicCalibrator, PlattCalibrator, ScoreCalibrator,
     TemperatureCalibrator)
 
 # What may differ between before and after: float noise in COCOeval.
@@ -63,7 +63,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='where results and config go')
     parser.add_argument(
         '--calibrator',
-        choices=['temperature', 'platt', 'isotonic'],
+        choices=list(CALIBRATORS),
         default='temperature',
         help='which fitted calibrator to write a config for')
     parser.add_argument(
@@ -128,7 +128,7 @@ def build_ap_evaluator(cfg, dataset_meta) -> Evaluator:
 
 def judge(predictions, args, ann_file, dataset_meta):
     """COCOeval's verdict on every detection at every reported IoU
-    threshold and LaECE's; diagrams go to ``out_dir``."""
+    threshold and LaECE's: ``(metric, scores, labels, verdicts)``."""
     metric = DetectionCalibrationMetric(
         iou_thrs=tuple(args.iou_thrs), n_bins=args.n_bins, ann_file=ann_file)
     metric.dataset_meta = dataset_meta
@@ -136,13 +136,10 @@ def judge(predictions, args, ann_file, dataset_meta):
     return (metric, *metric.judge(metric.results))
 
 
-def calibration_errors(predictions, args, ann_file, dataset_meta,
-                       out_dir: str) -> dict:
-    """D-ECE family, LaECE and LRP of ``predictions``, judged afresh (an
-    isotonic map ties scores, and COCO breaks ties by input order, so the
-    verdicts may differ from the uncalibrated ones)."""
-    metric, scores, labels, verdicts = judge(predictions, args, ann_file,
-                                             dataset_meta)
+def calibration_errors(judged, out_dir: str) -> dict:
+    """D-ECE family, LaECE and LRP of judged detections (``judge``'s
+    output); the diagrams go to ``out_dir``."""
+    metric, scores, labels, verdicts = judged
     errors = metric.calibration_errors(scores, labels, verdicts)
     metric.out_dir = out_dir
     for index, thr in enumerate(metric.iou_thrs):
@@ -254,17 +251,20 @@ def main(argv=None):
     fits, calibrators = fit(judged, args, len(dataset_meta['classes']))
     ap_evaluator = build_ap_evaluator(cfg, dataset_meta)
 
-    def evaluate(preds, out_dir):
+    def evaluate(preds, judged, out_dir):
         return dict(
             ap_evaluator.offline_evaluate(copy.deepcopy(preds)),
-            **calibration_errors(preds, args, ann_file, dataset_meta,
-                                 osp.join(work_dir, out_dir)))
+            **calibration_errors(judged, osp.join(work_dir, out_dir)))
 
-    before = evaluate(predictions, 'before')
-    afters = {
-        kind: evaluate(calibrated(predictions, calibrator), kind)
-        for kind, calibrator in calibrators.items()
-    }
+    before = evaluate(predictions, judged, 'before')
+    afters = {}
+    for kind, calibrator in calibrators.items():
+        # Judged afresh: an isotonic map ties scores, and COCO breaks ties
+        # by input order, so the verdicts may differ from the uncalibrated.
+        preds = calibrated(predictions, calibrator)
+        afters[kind] = evaluate(preds,
+                                judge(preds, args, ann_file, dataset_meta),
+                                kind)
     ap_keys = [k for k in before if '_mAP' in k]
     ap_change = {
         kind: {

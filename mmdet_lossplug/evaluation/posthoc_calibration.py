@@ -20,7 +20,7 @@ A calibrator is stored as a plain dict (``to_dict`` / ``build_calibrator``)
 so that ``tools/calibrate.py`` can write it into a config for
 ``DetectionScoreCalibrationHook``.
 """
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -218,7 +218,3 @@ def build_calibrator(cfg: dict) -> ScoreCalibrator:
         raise ValueError(f'calibrator type must be one of '
                          f'{sorted(CALIBRATORS)}, got {kind!r}')
     return CALIBRATORS[kind](**cfg)
-
-
-def calibrator_kinds() -> List[str]:
-    return list(CALIBRATORS)
