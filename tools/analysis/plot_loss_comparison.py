@@ -25,6 +25,8 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from mmdet_lossplug.evaluation import DetectionCalibrationMetric  # noqa: E402
+from mmdet_lossplug.evaluation.calibration import \
+    equal_width_bin_index  # noqa: E402
 
 SHOWN_SCORE = 0.3
 N_BINS = 10
@@ -85,7 +87,7 @@ def plot_reliability(judged: dict, out_file):
         1, len(judged), figsize=(2.8 * len(judged), 3), sharey=True)
     edges = np.linspace(0, 1, N_BINS + 1)
     for ax, (name, (conf, hits)) in zip(np.atleast_1d(axes), judged.items()):
-        bins = np.clip(np.digitize(conf, edges[1:-1]), 0, N_BINS - 1)
+        bins = equal_width_bin_index(conf, N_BINS)  # as D-ECE bins them
         centers = (edges[:-1] + edges[1:]) / 2
         precision = [
             hits[bins == b].mean() if np.any(bins == b) else np.nan
