@@ -64,6 +64,16 @@ def prepare_launch(cfg, args) -> None:
             type='DeviceAwareDistributedDataParallel')
 
 
+def finish_launch() -> None:
+    """Leave the process group together: without it a rank that exits while
+    another still evaluates can tear down gloo under the other's feet, and
+    a group left to interpreter shutdown can abort the process ("terminate
+    called without an active exception") after a successful run."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def build_runner(cfg):
     """MMDetection's choice: the config's ``runner_type`` if it names one."""
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)

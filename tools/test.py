@@ -35,7 +35,9 @@ def main(argv=None):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
-    return runner.test()
+    metrics = runner.test()
+    launch_utils.finish_launch()
+    return metrics
 
 
 if __name__ == '__main__':

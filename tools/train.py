@@ -61,6 +61,7 @@ def main(argv=None):
     cfg = build_config(args)
     runner = launch_utils.build_runner(cfg)
     runner.train()
+    launch_utils.finish_launch()
 
 
 if __name__ == '__main__':
