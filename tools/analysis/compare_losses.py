@@ -1,26 +1,35 @@
 """Train the small RetinaNet with each classification loss on tiles of the
 NEON tree-crown photographs, over several seeds, and print mean +- std of
-COCO bbox AP, AP50, D-ECE@0.5, LaECE (when the metric reports it) and
-training time; focal after temperature scaling (tools/calibrate.py, T fitted
-on the validation predictions themselves) is one more row.
+COCO bbox AP, AP50, D-ECE@0.5, LaECE on the validation images, AP50 on the
+training tiles (how well each loss fits what it saw) and training time;
+focal after temperature scaling (tools/calibrate.py, T fitted on the
+validation predictions themselves) is one more row.
 
 This is the README's run command (``make run``): a CPU-sized comparison
 (minutes per run), not a reproduction; the paper configs are in
-``configs/polyloss`` and ``configs/dr_loss``.
+``configs/polyloss`` and ``configs/dr_loss``. ``--jobs`` trainings run side
+by side in their own processes, each on ``cpu_count // jobs`` threads (on
+two cores two one-thread runs finish 1.5x sooner than one after the other);
+each run's log is ``WORK_DIR/<loss>/seed<S>/run.log``.
 
-    python tools/analysis/compare_losses.py [--work-dir DIR] [--iters 200]
+    python tools/analysis/compare_losses.py [--work-dir DIR] [--iters 800]
         [--seeds 0 1 2] [--losses focal polyfocal poly1star adaptive_focal dr]
-        [--no-plots]
+        [--jobs 2] [--no-plots]
 """
 import argparse
+import contextlib
 import copy
 import json
+import multiprocessing
 import os
 import os.path as osp
 import runpy
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
 
@@ -70,24 +79,35 @@ ROWS = {
         test_cfg=dict(score_thr=0.2)),
 }
 TEMPERATURE_ROW = 'focal + T'
-# (metric key, column title); LaECE is shown when the metric reports it.
+# (metric key, column title) of the validation metrics.
 COLUMNS = (('coco/bbox_mAP', 'AP'), ('coco/bbox_mAP_50', 'AP50'),
            ('calibration/d_ece_50', 'D-ECE@0.5'), ('calibration/laece',
                                                    'LaECE'))
+# The same model tested on the tiles it was trained on.
+FIT_PREFIX = 'train_tiles/'
+FIT_COLUMNS = ((FIT_PREFIX + 'coco/bbox_mAP_50', 'train-tile AP50'), )
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/compare_losses')
-    parser.add_argument('--iters', type=int, default=200)
+    parser.add_argument('--iters', type=int, default=800)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument(
         '--losses', nargs='+', choices=list(ROWS), default=list(ROWS))
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=2,
+        help='trainings side by side (default 2: the CPU machines have two '
+        'cores)')
     parser.add_argument(
         '--no-plots', action='store_true', help='skip docs-style pictures')
     args = parser.parse_args(argv)
     if args.iters < 1:
         parser.error(f'--iters must be at least 1, got {args.iters}')
+    if args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
     return args
 
 
@@ -111,11 +131,32 @@ def build_config(name: str, seed: int, iters: int, work_dir: str) -> Config:
         dict(
             type='DumpDetResults', out_file_path=osp.join(work_dir, 'val.pkl'))
     ]
+    # runner.test() after training: the training tiles, unaugmented.
+    cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+    cfg.test_dataloader.dataset.ann_file = 'annotations/instances_train.json'
+    cfg.test_dataloader.dataset.data_prefix = dict(img='train/')
+    cfg.test_evaluator = dict(
+        type='CocoMetric',
+        ann_file=osp.join(cfg.test_dataloader.dataset.data_root, 'annotations',
+                          'instances_train.json'),
+        metric='bbox')
     return cfg
 
 
+def reported(metrics: dict, key: str) -> float:
+    """``metrics[key]``; 0 for a COCO AP that is missing because mmdet's
+    CocoMetric reports nothing for a model without a detection above the
+    test threshold (COCOeval's AP is 0 then)."""
+    if key in metrics:
+        return metrics[key]
+    if key.startswith('coco/'):
+        return 0.0
+    raise KeyError(f'the evaluation did not report {key}')
+
+
 def train_and_evaluate(name: str, seed: int, args) -> dict:
-    """Train one (loss, seed) run; its validation metrics and minutes."""
+    """Train one (loss, seed) run; its validation metrics, training-tile
+    AP50 and training minutes."""
     work_dir = osp.join(args.work_dir, name, f'seed{seed}')
     cfg = build_config(name, seed, args.iters, work_dir)
     set_random_seed(seed)
@@ -124,29 +165,68 @@ def train_and_evaluate(name: str, seed: int, args) -> dict:
     runner.train()
     minutes = (time.time() - start) / 60
     # RuntimeInfoHook keeps the last validation's metrics as 'val/<name>'.
-    scalars = runner.message_hub.log_scalars
-    metrics = {
-        key: scalars['val/' + key].current()
-        for key, _ in COLUMNS if 'val/' + key in scalars
+    validation = {
+        key[len('val/'):]: buffer.current()
+        for key, buffer in runner.message_hub.log_scalars.items()
+        if key.startswith('val/')
     }
+    fit = runner.test()
+    metrics = {key: reported(validation, key) for key, _ in COLUMNS}
+    metrics.update({
+        key: reported(fit, key[len(FIT_PREFIX):])
+        for key, _ in FIT_COLUMNS
+    })
     return dict(
         metrics, minutes=minutes, predictions=osp.join(work_dir, 'val.pkl'))
 
 
 def temperature_scaled(run: dict, work_dir: str) -> dict:
     """The focal run after tools/calibrate.py's temperature (T fitted by
-    D-ECE on these same validation predictions: an optimistic bound)."""
+    D-ECE on these same validation predictions: an optimistic bound). A
+    temperature keeps the order of the scores, so the training tiles' AP is
+    the focal run's."""
     report = calibrate_main([
         CONFIG, run['predictions'], '--work-dir', work_dir, '--calibrator',
         'temperature'
     ])
     after = report['after']
-    return dict({
-        key: after[key]
-        for key, _ in COLUMNS if key in after
-    },
-                minutes=run['minutes'],
-                temperature=report['temperature'])
+    scaled = {key: after[key] for key, _ in COLUMNS}
+    scaled.update({key: run[key] for key, _ in FIT_COLUMNS})
+    return dict(
+        scaled, minutes=run['minutes'], temperature=report['temperature'])
+
+
+@contextlib.contextmanager
+def output_to(log_file: str):
+    """Send this process's stdout and stderr (file descriptors, so that
+    mmengine's and pycocotools' prints follow) to ``log_file``."""
+    os.makedirs(osp.dirname(log_file), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_file, 'a') as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy_of_fd in zip((1, 2), saved):
+            os.dup2(copy_of_fd, fd)
+            os.close(copy_of_fd)
+
+
+def run_one(name: str, seed: int, args) -> dict:
+    """One (loss, seed) training in a worker process, logged to its own
+    file; with the temperature-scaled focal row when ``name`` is focal."""
+    run_dir = osp.join(args.work_dir, name, f'seed{seed}')
+    with output_to(osp.join(run_dir, 'run.log')):
+        run = train_and_evaluate(name, seed, args)
+        if name == 'focal':
+            run['temperature_scaled'] = temperature_scaled(
+                run, osp.join(run_dir, 'calibration'))
+    return run
 
 
 def mean_std(values) -> str:
@@ -158,8 +238,7 @@ def mean_std(values) -> str:
 def format_table(results: dict) -> str:
     """Mean ± sample standard deviation over seeds of each row; metrics in
     percent, training time in minutes."""
-    runs = [run for seeds in results.values() for run in seeds]
-    columns = [(k, t) for k, t in COLUMNS if all(k in r for r in runs)]
+    columns = COLUMNS + FIT_COLUMNS
     header = ['loss', 'seeds'] + [f'{t} (%)'
                                   for _, t in columns] + ['train min']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
@@ -169,6 +248,51 @@ def format_table(results: dict) -> str:
         cells.append(mean_std([r['minutes'] for r in seeds]))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def run_all(args) -> dict:
+    """Every (loss, seed) run, ``args.jobs`` at a time, with a line of
+    progress as each ends; the results by row, seeds in order."""
+    runs = [(name, seed) for seed in args.seeds for name in args.losses]
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    print(
+        f'{len(runs)} trainings of {args.iters} iterations, {args.jobs} at a '
+        f'time on {threads} thread(s) each; logs in '
+        f'{args.work_dir}/<loss>/seed<S>/run.log',
+        flush=True)
+    finished = {}
+    start = time.time()
+    # spawn: a fresh interpreter per worker, not a fork of this one's
+    # thread pools.
+    with ProcessPoolExecutor(
+            args.jobs,
+            mp_context=multiprocessing.get_context('spawn'),
+            initializer=torch.set_num_threads,
+            initargs=(threads, )) as pool:
+        futures = {
+            pool.submit(run_one, name, seed, args): (name, seed)
+            for name, seed in runs
+        }
+        for future in as_completed(futures):
+            name, seed = futures[future]
+            run = finished[name, seed] = future.result()
+            done, elapsed = len(finished), (time.time() - start) / 60
+            shown = ', '.join(f'{t} {100 * run[k]:.1f}'
+                              for k, t in COLUMNS + FIT_COLUMNS)
+            print(
+                f'=== [{done}/{len(runs)}] {name}, seed {seed}: {shown} '
+                f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, about "
+                f'{elapsed / done * (len(runs) - done):.1f} min to go',
+                flush=True)
+    results = {
+        name: [finished[name, seed] for seed in args.seeds]
+        for name in args.losses
+    }
+    if 'focal' in results:
+        results[TEMPERATURE_ROW] = [
+            run.pop('temperature_scaled') for run in results['focal']
+        ]
+    return results
 
 
 def main(argv=None):
@@ -181,38 +305,11 @@ def main(argv=None):
             data_root,
             tile=400,
             stride=256)
+    # Read by the config when each worker loads it.
     os.environ['NEON_TREES_ROOT'] = data_root
     args.work_dir = osp.abspath(args.work_dir)
 
-    results = {name: [] for name in args.losses}
-    if 'focal' in args.losses:
-        results[TEMPERATURE_ROW] = []
-    total = len(args.losses) * len(args.seeds)
-    start, done = time.time(), 0
-    for seed in args.seeds:
-        for name in args.losses:
-            print(
-                f'=== [{done + 1}/{total}] {name}, seed {seed}: '
-                f'{ROWS[name]}',
-                flush=True)
-            run = train_and_evaluate(name, seed, args)
-            results[name].append(run)
-            if name == 'focal':
-                results[TEMPERATURE_ROW].append(
-                    temperature_scaled(
-                        run,
-                        osp.join(args.work_dir, name, f'seed{seed}',
-                                 'calibration')))
-            done += 1
-            elapsed = (time.time() - start) / 60
-            shown = ', '.join(f'{t} {100 * run[k]:.1f}' for k, t in COLUMNS
-                              if k in run)
-            print(
-                f'=== [{done}/{total}] {name}, seed {seed}: {shown} '
-                f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, about "
-                f'{elapsed / done * (total - done):.1f} min to go',
-                flush=True)
-
+    results = run_all(args)
     table = format_table(results)
     print(f'\nMean ± std over seeds {args.seeds} on the NEON tree-crown '
           f'validation tiles ({args.iters} iterations, CPU):\n{table}')
@@ -222,7 +319,11 @@ def main(argv=None):
         json.dump(dict(vars(args), results=results), f, indent=2)
     if not args.no_plots:
         from plot_loss_comparison import plot_all
-        plot_all(args.work_dir, data_root, args.losses, args.seeds[0])
+        plots = osp.join(args.work_dir, 'plots')
+        with output_to(osp.join(plots, 'plots.log')):  # pycocotools' prints
+            paths = plot_all(args.work_dir, data_root, args.losses,
+                             args.seeds[0], plots)
+        print(f'pictures (seed {args.seeds[0]}):', *paths, sep='\n')
 
 
 if __name__ == '__main__':

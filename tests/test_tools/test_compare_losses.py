@@ -1,0 +1,77 @@
+"""tools/analysis/compare_losses.py (the README's run command): its table
+against hand-computed means and sample deviations, what a missing metric
+means, and a tiny run of two seeds side by side on the real tiles."""
+import json
+import os
+import os.path as osp
+import statistics
+
+import pytest
+
+from ..conftest import ROOT, load_tool, run_tool
+
+compare = load_tool('analysis', 'compare_losses.py')
+
+
+def test_table_is_mean_and_sample_std_over_seeds():
+    ap, ap50, d_ece, laece, fit = (key for key, _ in compare.COLUMNS +
+                                   compare.FIT_COLUMNS)
+    seeds = [{
+        ap: 0.10,
+        ap50: 0.30,
+        d_ece: 0.05,
+        laece: 0.07,
+        fit: 0.80,
+        'minutes': 1.0
+    }, {
+        ap: 0.30,
+        ap50: 0.50,
+        d_ece: 0.15,
+        laece: 0.09,
+        fit: 0.90,
+        'minutes': 2.0
+    }]
+    rows = compare.format_table({'focal': seeds}).splitlines()
+    assert rows[0] == ('| loss | seeds | AP (%) | AP50 (%) | D-ECE@0.5 (%) | '
+                       'LaECE (%) | train-tile AP50 (%) | train min |')
+    # 10 and 30: mean 20, sample (n - 1) deviation 14.1
+    assert f'{statistics.stdev([10, 30]):.1f}' == '14.1'
+    assert rows[2] == ('| focal | 2 | 20.0 ± 14.1 | 40.0 ± 14.1 | 10.0 ± 7.1 '
+                       '| 8.0 ± 1.4 | 85.0 ± 7.1 | 1.5 ± 0.7 |')
+
+
+def test_a_missing_ap_is_zero_a_missing_calibration_error_is_an_error():
+    # mmdet's CocoMetric returns {} when nothing was detected
+    assert compare.reported({}, 'coco/bbox_mAP_50') == 0.0
+    assert compare.reported({'coco/bbox_mAP_50': 0.25},
+                            'coco/bbox_mAP_50') == 0.25
+    with pytest.raises(KeyError, match='calibration/d_ece_50'):
+        compare.reported({}, 'calibration/d_ece_50')
+
+
+def test_two_seeds_side_by_side_on_real_tiles(neon_trees, tmp_path):
+    root, _ = neon_trees
+    work_dir = tmp_path / 'compare'
+    work_dir.mkdir()
+    os.symlink(root, work_dir / 'data')  # the tiles, already converted
+    # DR: its scores start at the 0.5 prior, so even 2 iterations detect
+    out = run_tool(
+        osp.join(ROOT, 'tools', 'analysis', 'compare_losses.py'), '--work-dir',
+        str(work_dir), '--iters', '2', '--seeds', '0', '1', '--losses', 'dr',
+        '--jobs', '2')
+    assert '2 trainings of 2 iterations, 2 at a time' in out
+    assert '=== [2/2] dr, seed' in out
+    assert '| dr | 2 |' in out
+    # mmengine's output went to each run's log, not to the console
+    assert 'Iter(train)' not in out
+    for seed in (0, 1):
+        log = (work_dir / 'dr' / f'seed{seed}' / 'run.log').read_text()
+        assert 'Iter(train) [2/2]' in log and 'Iter(test)' in log
+    with open(work_dir / 'results.json') as f:
+        runs = json.load(f)['results']['dr']
+    assert len(runs) == 2
+    for picture in ('detections', 'reliability', 'score_histograms'):
+        assert (work_dir / 'plots' / f'{picture}.png').stat().st_size > 0
+    for run in runs:
+        assert 0 <= run['train_tiles/coco/bbox_mAP_50'] <= 1
+        assert 0 <= run['calibration/d_ece_50'] <= 1
