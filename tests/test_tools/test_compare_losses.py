@@ -2,6 +2,7 @@
 against hand-computed means and sample deviations, what a missing metric
 means, and a tiny run of two seeds side by side on the real tiles."""
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -38,6 +39,29 @@ def test_table_is_mean_and_sample_std_over_seeds():
     assert f'{statistics.stdev([10, 30]):.1f}' == '14.1'
     assert rows[2] == ('| focal | 2 | 20.0 ± 14.1 | 40.0 ± 14.1 | 10.0 ± 7.1 '
                        '| 8.0 ± 1.4 | 85.0 ± 7.1 | 1.5 ± 0.7 |')
+
+
+def test_differences_from_focal_with_welch_p():
+    keys = [key for key, _ in compare.COLUMNS + compare.FIT_COLUMNS]
+
+    def runs(*values):
+        return [{key: v / 100 for key in keys} for v in values]
+
+    # 3 and 5 against 0 and 2: a gap of 3, each sample's variance 2, so
+    # t = 3 / sqrt(2/2 + 2/2) on Welch's 2 degrees of freedom, where the
+    # t distribution's CDF is 1/2 + t / (2 sqrt(2 + t^2)): two-sided
+    # p = 1 - t / sqrt(2 + t^2).
+    t = 3 / math.sqrt(2)
+    p = 1 - t / math.sqrt(2 + t * t)
+    assert f'{p:.3f}' == '0.168'
+    rows = compare.format_differences({
+        'focal': runs(0, 2),
+        'dr': runs(3, 5),
+        compare.TEMPERATURE_ROW: runs(0, 2)
+    }).splitlines()
+    assert len(rows) == 3  # header, rule, dr: not focal itself, not focal + T
+    assert rows[0].startswith('| loss | AP vs focal | AP50 vs focal |')
+    assert rows[2] == '| dr |' + ' +3.0 (p 0.168) |' * len(keys)
 
 
 def test_a_missing_ap_is_zero_a_missing_calibration_error_is_an_error():

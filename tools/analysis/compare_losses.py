@@ -3,7 +3,8 @@ NEON tree-crown photographs, over several seeds, and print mean +- std of
 COCO bbox AP, AP50, D-ECE@0.5, LaECE on the validation images, AP50 on the
 training tiles (how well each loss fits what it saw) and training time;
 focal after temperature scaling (tools/calibrate.py, T fitted on the
-validation predictions themselves) is one more row.
+validation predictions themselves) is one more row. A second table gives
+each loss's difference from focal with Welch's p over the seeds.
 
 This is the README's run command (``make run``): a CPU-sized comparison
 (minutes per run), not a reproduction; the paper configs are in
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
+from scipy.stats import ttest_ind
 
 import mmdet_lossplug  # noqa: F401  (registers our modules)
 
@@ -250,6 +252,28 @@ def format_table(results: dict) -> str:
     return '\n'.join(lines)
 
 
+def format_differences(results: dict, baseline: str = 'focal') -> str:
+    """Each loss's mean minus the baseline's, metric by metric, in points,
+    with the two-sided p of Welch's t-test over the seeds (scipy): small p
+    says the gap is unlikely to be seed noise. Not corrected for the many
+    comparisons, and weak with few seeds."""
+    columns = COLUMNS + FIT_COLUMNS
+    header = ['loss'] + [f'{t} vs {baseline}' for _, t in columns]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for name, seeds in results.items():
+        if name in (baseline, TEMPERATURE_ROW):
+            continue
+        cells = [name]
+        for key, _ in columns:
+            values = [100 * r[key] for r in seeds]
+            base = [100 * r[key] for r in results[baseline]]
+            p = ttest_ind(values, base, equal_var=False).pvalue
+            cells.append(f'{np.mean(values) - np.mean(base):+.1f} '
+                         f'(p {p:.3f})')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def run_all(args) -> dict:
     """Every (loss, seed) run, ``args.jobs`` at a time, with a line of
     progress as each ends; the results by row, seeds in order."""
@@ -311,6 +335,9 @@ def main(argv=None):
 
     results = run_all(args)
     table = format_table(results)
+    if 'focal' in results and len(args.seeds) > 1:
+        table += ('\n\nDifference from focal in points (Welch p over the '
+                  f'seeds):\n{format_differences(results)}')
     print(f'\nMean ± std over seeds {args.seeds} on the NEON tree-crown '
           f'validation tiles ({args.iters} iterations, CPU):\n{table}')
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
