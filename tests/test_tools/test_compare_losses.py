@@ -5,7 +5,10 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
 import statistics
+import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +102,24 @@ def test_two_seeds_side_by_side_on_real_tiles(neon_trees, tmp_path):
     for run in runs:
         assert 0 <= run['train_tiles/coco/bbox_mAP_50'] <= 1
         assert 0 <= run['calibration/d_ece_50'] <= 1
+
+
+def test_a_failed_training_names_itself_and_its_log(neon_trees, tmp_path):
+    root, _ = neon_trees
+    data = tmp_path / 'compare' / 'data'
+    # the annotations without the tiles: the worker cannot load an image
+    shutil.copytree(root / 'annotations', data / 'annotations')
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'analysis', 'compare_losses.py'), '--work-dir',
+        str(tmp_path / 'compare'), '--iters', '1', '--seeds', '0', '--losses',
+        'dr', '--jobs', '1', '--no-plots'
+    ],
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode != 0
+    log = tmp_path / 'compare' / 'dr' / 'seed0' / 'run.log'
+    assert 'training dr with seed 0 failed' in proc.stderr
+    assert f'its output is in {log}' in proc.stderr
+    assert 'Traceback' in log.read_text()

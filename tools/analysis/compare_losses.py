@@ -27,6 +27,7 @@ import os.path as osp
 import runpy
 import sys
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
@@ -224,10 +225,14 @@ def run_one(name: str, seed: int, args) -> dict:
     file; with the temperature-scaled focal row when ``name`` is focal."""
     run_dir = osp.join(args.work_dir, name, f'seed{seed}')
     with output_to(osp.join(run_dir, 'run.log')):
-        run = train_and_evaluate(name, seed, args)
-        if name == 'focal':
-            run['temperature_scaled'] = temperature_scaled(
-                run, osp.join(run_dir, 'calibration'))
+        try:
+            run = train_and_evaluate(name, seed, args)
+            if name == 'focal':
+                run['temperature_scaled'] = temperature_scaled(
+                    run, osp.join(run_dir, 'calibration'))
+        except Exception:
+            traceback.print_exc()  # the whole story in the run's log
+            raise
     return run
 
 
@@ -299,7 +304,13 @@ def run_all(args) -> dict:
         }
         for future in as_completed(futures):
             name, seed = futures[future]
-            run = finished[name, seed] = future.result()
+            try:
+                run = finished[name, seed] = future.result()
+            except Exception as error:
+                log = osp.join(args.work_dir, name, f'seed{seed}', 'run.log')
+                raise RuntimeError(
+                    f'training {name} with seed {seed} failed: {error!r}; '
+                    f'its output is in {log}') from error
             done, elapsed = len(finished), (time.time() - start) / 60
             shown = ', '.join(f'{t} {100 * run[k]:.1f}'
                               for k, t in COLUMNS + FIT_COLUMNS)
