@@ -112,8 +112,8 @@ def test_a_failed_training_names_itself_and_its_log(neon_trees, tmp_path):
     proc = subprocess.run([
         sys.executable,
         osp.join(ROOT, 'tools', 'analysis', 'compare_losses.py'), '--work-dir',
-        str(tmp_path / 'compare'), '--iters', '1', '--seeds', '0', '--losses',
-        'dr', '--jobs', '1', '--no-plots'
+        str(tmp_path / 'compare'), '--iters', '1', '--seeds', '0', '1', '2',
+        '--losses', 'dr', '--jobs', '1', '--no-plots'
     ],
                           capture_output=True,
                           text=True,
@@ -123,3 +123,5 @@ def test_a_failed_training_names_itself_and_its_log(neon_trees, tmp_path):
     assert 'training dr with seed 0 failed' in proc.stderr
     assert f'its output is in {log}' in proc.stderr
     assert 'Traceback' in log.read_text()
+    # the trainings still waiting never started
+    assert not (tmp_path / 'compare' / 'dr' / 'seed1').exists()

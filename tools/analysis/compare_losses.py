@@ -20,6 +20,7 @@ each run's log is ``WORK_DIR/<loss>/seed<S>/run.log``.
 import argparse
 import contextlib
 import copy
+import itertools
 import json
 import multiprocessing
 import os
@@ -28,7 +29,7 @@ import runpy
 import sys
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import numpy as np
 import torch
@@ -289,36 +290,45 @@ def run_all(args) -> dict:
         f'time on {threads} thread(s) each; logs in '
         f'{args.work_dir}/<loss>/seed<S>/run.log',
         flush=True)
-    finished = {}
+    finished, waiting, running = {}, iter(runs), {}
     start = time.time()
+
+    def start_next(pool):
+        for name, seed in itertools.islice(waiting, 1):
+            running[pool.submit(run_one, name, seed, args)] = name, seed
+
     # spawn: a fresh interpreter per worker, not a fork of this one's
-    # thread pools.
+    # thread pools. At most ``jobs`` runs are submitted at a time, so that
+    # a failure stops the comparison without starting the rest.
     with ProcessPoolExecutor(
             args.jobs,
             mp_context=multiprocessing.get_context('spawn'),
             initializer=torch.set_num_threads,
             initargs=(threads, )) as pool:
-        futures = {
-            pool.submit(run_one, name, seed, args): (name, seed)
-            for name, seed in runs
-        }
-        for future in as_completed(futures):
-            name, seed = futures[future]
-            try:
-                run = finished[name, seed] = future.result()
-            except Exception as error:
-                log = osp.join(args.work_dir, name, f'seed{seed}', 'run.log')
-                raise RuntimeError(
-                    f'training {name} with seed {seed} failed: {error!r}; '
-                    f'its output is in {log}') from error
-            done, elapsed = len(finished), (time.time() - start) / 60
-            shown = ', '.join(f'{t} {100 * run[k]:.1f}'
-                              for k, t in COLUMNS + FIT_COLUMNS)
-            print(
-                f'=== [{done}/{len(runs)}] {name}, seed {seed}: {shown} '
-                f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, about "
-                f'{elapsed / done * (len(runs) - done):.1f} min to go',
-                flush=True)
+        for _ in range(args.jobs):
+            start_next(pool)
+        while running:
+            ended, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in ended:
+                name, seed = running.pop(future)
+                try:
+                    run = finished[name, seed] = future.result()
+                except Exception as error:
+                    log = osp.join(args.work_dir, name, f'seed{seed}',
+                                   'run.log')
+                    raise RuntimeError(
+                        f'training {name} with seed {seed} failed: '
+                        f'{error!r}; its output is in {log}') from error
+                start_next(pool)
+                done, elapsed = len(finished), (time.time() - start) / 60
+                shown = ', '.join(f'{t} {100 * run[k]:.1f}'
+                                  for k, t in COLUMNS + FIT_COLUMNS)
+                print(
+                    f'=== [{done}/{len(runs)}] {name}, seed {seed}: {shown} '
+                    f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, "
+                    f'about {elapsed / done * (len(runs) - done):.1f} min to '
+                    'go',
+                    flush=True)
     results = {
         name: [finished[name, seed] for seed in args.seeds]
         for name in args.losses
