@@ -1,7 +1,7 @@
 # RetinaNet small enough to train on a CPU in minutes, on the generated
 # shapes dataset (tools/misc/generate_shapes_dataset.py). Used by the
-# README's run command (tools/analysis/compare_losses.py) and the end-to-end
-# tests; the paper configs live in configs/polyloss/.
+# end-to-end tests and as the base of configs/neon_trees (the README's run
+# command's model); the paper configs live in configs/polyloss/.
 #   SHAPES_ROOT=path/to/shapes python tools/train.py THIS_CONFIG
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
