@@ -1,6 +1,7 @@
 """tools/analysis/compare_losses.py (the README's run command): its table
 against hand-computed means and sample deviations, what a missing metric
-means, and a tiny run of two seeds side by side on the real tiles."""
+means, a tiny run of two seeds side by side on the real tiles, and a
+failing run."""
 import json
 import math
 import os
