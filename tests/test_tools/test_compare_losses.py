@@ -19,8 +19,7 @@ compare = load_tool('analysis', 'compare_losses.py')
 
 
 def test_table_is_mean_and_sample_std_over_seeds():
-    ap, ap50, d_ece, laece, fit = (key for key, _ in compare.COLUMNS +
-                                   compare.FIT_COLUMNS)
+    ap, ap50, d_ece, laece, fit = (key for key, _ in compare.TABLE_COLUMNS)
     seeds = [{
         ap: 0.10,
         ap50: 0.30,
@@ -46,7 +45,7 @@ def test_table_is_mean_and_sample_std_over_seeds():
 
 
 def test_differences_from_focal_with_welch_p():
-    keys = [key for key, _ in compare.COLUMNS + compare.FIT_COLUMNS]
+    keys = [key for key, _ in compare.TABLE_COLUMNS]
 
     def runs(*values):
         return [{key: v / 100 for key in keys} for v in values]

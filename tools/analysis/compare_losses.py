@@ -90,6 +90,7 @@ COLUMNS = (('coco/bbox_mAP', 'AP'), ('coco/bbox_mAP_50', 'AP50'),
 # The same model tested on the tiles it was trained on.
 FIT_PREFIX = 'train_tiles/'
 FIT_COLUMNS = ((FIT_PREFIX + 'coco/bbox_mAP_50', 'train-tile AP50'), )
+TABLE_COLUMNS = COLUMNS + FIT_COLUMNS
 
 
 def parse_args(argv=None):
@@ -246,13 +247,14 @@ def mean_std(values) -> str:
 def format_table(results: dict) -> str:
     """Mean ± sample standard deviation over seeds of each row; metrics in
     percent, training time in minutes."""
-    columns = COLUMNS + FIT_COLUMNS
     header = ['loss', 'seeds'] + [f'{t} (%)'
-                                  for _, t in columns] + ['train min']
+                                  for _, t in TABLE_COLUMNS] + ['train min']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for name, seeds in results.items():
         cells = [name, str(len(seeds))]
-        cells += [mean_std([100 * r[k] for r in seeds]) for k, _ in columns]
+        cells += [
+            mean_std([100 * r[k] for r in seeds]) for k, _ in TABLE_COLUMNS
+        ]
         cells.append(mean_std([r['minutes'] for r in seeds]))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
@@ -263,14 +265,13 @@ def format_differences(results: dict, baseline: str = 'focal') -> str:
     with the two-sided p of Welch's t-test over the seeds (scipy): small p
     says the gap is unlikely to be seed noise. Not corrected for the many
     comparisons, and weak with few seeds."""
-    columns = COLUMNS + FIT_COLUMNS
-    header = ['loss'] + [f'{t} vs {baseline}' for _, t in columns]
+    header = ['loss'] + [f'{t} vs {baseline}' for _, t in TABLE_COLUMNS]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for name, seeds in results.items():
         if name in (baseline, TEMPERATURE_ROW):
             continue
         cells = [name]
-        for key, _ in columns:
+        for key, _ in TABLE_COLUMNS:
             values = [100 * r[key] for r in seeds]
             base = [100 * r[key] for r in results[baseline]]
             p = ttest_ind(values, base, equal_var=False).pvalue
@@ -322,7 +323,7 @@ def run_all(args) -> dict:
                 start_next(pool)
                 done, elapsed = len(finished), (time.time() - start) / 60
                 shown = ', '.join(f'{t} {100 * run[k]:.1f}'
-                                  for k, t in COLUMNS + FIT_COLUMNS)
+                                  for k, t in TABLE_COLUMNS)
                 print(
                     f'=== [{done}/{len(runs)}] {name}, seed {seed}: {shown} '
                     f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, "

@@ -63,6 +63,19 @@ def draw_boxes(ax, boxes, color, title):
     ax.axis('off')
 
 
+def loss_panels(judged: dict):
+    """A row of panels sharing the y axis, one per loss, and the figure."""
+    fig, axes = plt.subplots(
+        1, len(judged), figsize=(2.8 * len(judged), 3), sharey=True)
+    return fig, np.atleast_1d(axes)
+
+
+def save(fig, out_file):
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=110)
+    plt.close(fig)
+
+
 def plot_detections(tile, image, gt_boxes, predictions, out_file):
     fig, axes = plt.subplots(
         1, len(predictions) + 1, figsize=(3 * (len(predictions) + 1), 3.3))
@@ -77,18 +90,15 @@ def plot_detections(tile, image, gt_boxes, predictions, out_file):
                    np.asarray(inst['bboxes'])[keep], 'cyan',
                    f'{name} ({keep.sum()} >= {SHOWN_SCORE})')
     fig.suptitle(tile['file_name'], fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
+    save(fig, out_file)
 
 
 def plot_reliability(judged: dict, out_file):
-    fig, axes = plt.subplots(
-        1, len(judged), figsize=(2.8 * len(judged), 3), sharey=True)
+    fig, axes = loss_panels(judged)
     edges = np.linspace(0, 1, N_BINS + 1)
-    for ax, (name, (conf, hits)) in zip(np.atleast_1d(axes), judged.items()):
+    centers = (edges[:-1] + edges[1:]) / 2
+    for ax, (name, (conf, hits)) in zip(axes, judged.items()):
         bins = equal_width_bin_index(conf, N_BINS)  # as D-ECE bins them
-        centers = (edges[:-1] + edges[1:]) / 2
         precision = [
             hits[bins == b].mean() if np.any(bins == b) else np.nan
             for b in range(N_BINS)
@@ -105,17 +115,14 @@ def plot_reliability(judged: dict, out_file):
         ax.set_ylim(0, 1)
         ax.set_title(f'{name} ({len(conf)} dets)', fontsize=9)
         ax.set_xlabel('confidence')
-    np.atleast_1d(axes)[0].set_ylabel('precision at IoU 0.5')
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
+    axes[0].set_ylabel('precision at IoU 0.5')
+    save(fig, out_file)
 
 
 def plot_histograms(judged: dict, out_file):
-    fig, axes = plt.subplots(
-        1, len(judged), figsize=(2.8 * len(judged), 3), sharey=True)
+    fig, axes = loss_panels(judged)
     edges = np.linspace(0, 1, 21)
-    for ax, (name, (conf, hits)) in zip(np.atleast_1d(axes), judged.items()):
+    for ax, (name, (conf, hits)) in zip(axes, judged.items()):
         ax.hist([conf[hits == 1], conf[hits == 0]],
                 bins=edges,
                 stacked=True,
@@ -123,12 +130,9 @@ def plot_histograms(judged: dict, out_file):
                 label=['true positive', 'false positive'])
         ax.set_title(name, fontsize=9)
         ax.set_xlabel('confidence')
-    first = np.atleast_1d(axes)[0]
-    first.set_ylabel('detections at IoU 0.5')
-    first.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
+    axes[0].set_ylabel('detections at IoU 0.5')
+    axes[0].legend(fontsize=7)
+    save(fig, out_file)
 
 
 def plot_all(work_dir: str, data_root: str, losses, seed: int, out_dir=None):
