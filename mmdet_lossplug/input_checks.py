@@ -2,8 +2,12 @@
 argument and the rule it breaks.
 
 A wrong shape or an out-of-range label otherwise surfaces as an index error
-deep inside ``gather``/``one_hot`` (or a device-side assert on CUDA), and a
-NaN logit as a NaN loss many iterations later.
+deep inside ``gather``/``one_hot`` (or a device-side assert on CUDA). What
+is an error follows PyTorch's own losses: an *index* out of range (a label)
+and a NaN *weight* are errors; a NaN or infinite *score* is not: it gives a
+non-finite loss, which AMP's ``GradScaler`` skips (lowering its scale) and
+MMDetection's invalid-loss check reports, so no check here raises on it
+unless eager checks are on.
 
 Shape, dtype, device and argument checks are free and raise at once.
 Checks of tensor *values* go through :func:`check_values`, which never
@@ -13,7 +17,8 @@ it queues a device-side assert that fails the next synchronising call
 (e.g. the logger's ``loss.item()``). Their messages therefore name the
 argument and the rule, not the offending value.
 ``MMDET_LOSSPLUG_EAGER_CHECKS=1`` (or :func:`set_eager_checks`) makes CUDA
-checks raise at once, with a host sync per check, for debugging.
+checks raise at once, with a host sync per check, and makes non-finite
+scores an error with their count: for debugging where a NaN came from.
 """
 import math
 import os
@@ -54,7 +59,10 @@ def check_number(value: float,
                  low_open: bool = False) -> float:
     """A finite ``value`` in ``[low, high]`` (``(low, high]`` with
     ``low_open``), as a float; NaN and +-inf are rejected."""
-    value = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f'{name} must be a number, got {value!r}') from None
     inside = (value > low if low_open else value >= low) and value <= high
     if not (math.isfinite(value) and inside):
         bounds = ('(' if low_open else '[') + f'{low:g}, {high:g}' + (
@@ -64,20 +72,29 @@ def check_number(value: float,
     return value
 
 
-def check_epsilon(epsilon: float, name: str = 'epsilon') -> float:
-    """Poly-1 needs ``epsilon >= -1``: below it the loss is not monotone in
-    pt and training diverges (PolyLoss paper, Sec. 4)."""
-    return check_number(epsilon, name, low=-1.0)
-
-
 def check_logits(pred: Tensor, name: str = 'pred') -> None:
-    """``pred`` must be a floating ``(N, C)`` tensor of finite values."""
+    """``pred`` must be a floating ``(N, C)`` tensor; see
+    :func:`check_scores_finite` for its values."""
     if not isinstance(pred, Tensor):
         raise TypeError(f'{name} must be a Tensor, got {type(pred).__name__}')
     if pred.dim() != 2:
         raise ValueError(
             f'{name} must have shape (N, C), got {tuple(pred.shape)}')
-    check_finite(pred, name)
+    if not pred.is_floating_point():
+        raise TypeError(f'{name} must be floating point, got {pred.dtype}')
+    check_scores_finite(pred, name)
+
+
+def check_scores_finite(scores: Tensor, name: str) -> None:
+    """Under eager checks only, raise on NaN/Inf scores with their count
+    (one host sync). Otherwise they pass: the loss comes out non-finite,
+    as PyTorch's own losses do (see the module docstring)."""
+    if not _eager_checks or torch.compiler.is_compiling():
+        return
+    bad = int((~torch.isfinite(scores)).sum())
+    if bad:
+        raise ValueError(f'{name} has {bad} NaN/Inf values of '
+                         f'{scores.numel()}; the loss would be non-finite')
 
 
 def check_finite(values: Tensor, name: str) -> None:
@@ -174,23 +191,3 @@ def check_weight(weight: Optional[Tensor],
     check_same_device(weight, pred, name, 'pred')
     if weight.is_floating_point():
         check_finite(weight, name)
-
-
-def broadcast_weight(weight: Optional[Tensor],
-                     loss: Tensor) -> Optional[Tensor]:
-    """Per-sample weights ``(N,)`` broadcast over the class axis of an
-    elementwise ``(N, C)`` loss."""
-    if weight is None:
-        return None
-    weight = weight.float()
-    if loss.dim() == 2 and weight.dim() == 1:
-        weight = weight[:, None]
-    return weight
-
-
-def upcast_low_precision(values: Tensor) -> Tensor:
-    """fp16/bf16 to fp32, so that losses are computed and accumulated in
-    fp32 (exp(p / lam) reaches e^12.5 for DR loss); fp32/fp64 unchanged."""
-    if values.dtype in (torch.float16, torch.bfloat16):
-        return values.float()
-    return values

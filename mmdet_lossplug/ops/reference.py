@@ -24,7 +24,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..input_checks import check_values, upcast_low_precision
+from ..input_checks import check_values
+from ..precision import upcast_low_precision
 
 LOGIT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # Both implementations scale scores by 1 / lam in float32.

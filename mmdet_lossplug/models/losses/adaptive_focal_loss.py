@@ -4,7 +4,7 @@ Deep Neural Networks using Focal Loss*, NeurIPS 2020: FLSD / "FLA").
 Each sample's gamma is picked from its detached ``pt`` by thresholds:
 FLA-53 is ``gamma = 5`` for ``pt < 0.2`` and ``3`` above; FLA-532 adds
 ``2`` above ``0.5``. The loss itself is the shared focal math of
-:mod:`.poly_loss` with a gamma tensor, so it is vectorised and equals plain
+:mod:`.focal_poly` with a gamma tensor, so it is vectorised and equals plain
 focal loss wherever every ``pt`` falls in one band.
 """
 import math
@@ -17,9 +17,9 @@ from torch import Tensor
 
 from ...input_checks import (check_labels, check_logits, check_number,
                              check_reduction, check_weight)
-from .poly_loss import (binary_targets, sigmoid_focal_poly_loss,
-                        softmax_focal_poly_loss)
-from .reduction import reduce_loss
+from .focal_poly import (binary_targets, sigmoid_focal_poly_loss,
+                         softmax_focal_poly_loss)
+from .reduction import weight_reduce_elementwise_loss
 
 
 def focal_gamma_for_threshold(p0: float) -> float:
@@ -79,6 +79,9 @@ class AdaptiveFocalLoss(nn.Module):
                  p0: Optional[float] = None) -> None:
         super().__init__()
         check_reduction(reduction, allow_none=False)
+        if isinstance(gammas, str) and gammas != 'auto':
+            raise ValueError("gammas must be a sequence of numbers or 'auto', "
+                             f'got {gammas!r}')
         if gammas == 'auto':
             if p0 is None:
                 raise ValueError("gammas='auto' needs p0")
@@ -139,8 +142,8 @@ class AdaptiveFocalLoss(nn.Module):
                                            self.gamma_of, self.alpha)
         else:
             loss = softmax_focal_poly_loss(pred, target, self.gamma_of)
-        return self.loss_weight * reduce_loss(loss, weight, reduction,
-                                              avg_factor)
+        return self.loss_weight * weight_reduce_elementwise_loss(
+            loss, weight, reduction, avg_factor)
 
     def extra_repr(self) -> str:
         return (f'gammas={self.gammas}, thresholds={self.thresholds}, '

@@ -23,8 +23,9 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ...input_checks import (check_finite, check_integer_labels, check_number,
-                             check_same_device, upcast_low_precision)
+                             check_same_device)
 from ...ops import dr_expectation_fn
+from ...precision import upcast_low_precision
 
 SMOOTHS = ('logistic', 'quadratic', 'hinge')
 PAIRS = ('dr', 'neg_only')
