@@ -353,13 +353,6 @@ def test_bad_inputs_name_the_problem():
         ce(x, torch.tensor([0., 1., 2., 0.]))
     with pytest.raises(ValueError, match='reduction'):
         focal(x, torch.tensor([0, 1, 2, 3]), reduction_override='avg')
-    for bad in (float('nan'), float('inf')):
-        y = x.clone()
-        y[1, 2] = bad
-        with pytest.raises(ValueError, match='pred has NaN/Inf'):
-            focal(y, torch.tensor([0, 1, 2, 3]))
-        with pytest.raises(ValueError, match='cls_score has NaN/Inf'):
-            ce(y, torch.tensor([0, 1, 2, 0]))
     with pytest.raises(ValueError, match='sigmoid loss'):
         PolyFocalLoss(use_sigmoid=False)
     with pytest.raises(ValueError, match='class_weight has 2 entries'):
