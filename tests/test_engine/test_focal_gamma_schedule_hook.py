@@ -23,6 +23,9 @@ def test_schedule_and_presets():
         FocalGammaScheduleHook(milestones=(3, ), gammas=(5, ))
     with pytest.raises(ValueError, match='increase'):
         FocalGammaScheduleHook(milestones=(9, 3), gammas=(5, 3, 2))
+    for bad in (float('nan'), -1.0):
+        with pytest.raises(ValueError, match=r'gammas\[1\] must be a finite'):
+            FocalGammaScheduleHook(milestones=(3, ), gammas=(5, bad))
 
 
 def test_set_focal_gamma_reaches_every_focal_type_loss():

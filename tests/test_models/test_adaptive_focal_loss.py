@@ -106,6 +106,18 @@ def test_constructor_numbers_checked(kwargs, match):
         AdaptiveFocalLoss(**kwargs)
 
 
+def test_gammas_that_are_not_numbers_are_named():
+    with pytest.raises(
+            ValueError,
+            match="gammas must be a sequence of "
+            "numbers or 'auto', got 'bogus'"):
+        AdaptiveFocalLoss(gammas='bogus')
+    with pytest.raises(
+            TypeError, match=r"gammas\[1\] must be a number, "
+            "got 'x'"):
+        AdaptiveFocalLoss(gammas=(5.0, 'x'))
+
+
 @pytest.mark.parametrize('use_sigmoid', [False, True])
 def test_labels_of_any_integer_dtype_device_and_weights(use_sigmoid):
     loss = AdaptiveFocalLoss(use_sigmoid=use_sigmoid)

@@ -10,6 +10,7 @@ from mmdet.models.losses import FocalLoss
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
+from ...input_checks import check_number
 from ...models.losses import AdaptiveFocalLoss
 from ...models.losses.poly_loss import SigmoidFocalPolyLossBase
 from .runner_model import unwrapped_model
@@ -70,10 +71,10 @@ class FocalGammaScheduleHook(Hook):
                              f'{len(milestones) + 1} gammas, got {gammas}')
         if list(milestones) != sorted(set(milestones)):
             raise ValueError(f'milestones must increase, got {milestones}')
-        if any(g < 0 for g in gammas):
-            raise ValueError(f'gammas must be >= 0, got {gammas}')
         self.milestones = tuple(milestones)
-        self.gammas = tuple(float(g) for g in gammas)
+        self.gammas = tuple(
+            check_number(g, f'gammas[{k}]', low=0.0)
+            for k, g in enumerate(gammas))
         self.by_epoch = by_epoch
 
     def gamma_at(self, step: int) -> float:
