@@ -4,18 +4,17 @@ checkpoint (message hub, optimizer, schedulers) resumes."""
 import os
 import os.path as osp
 import pickle
-import runpy
 import subprocess
 import sys
 
+import mmdet
 import pytest
 import torch
 
+from mmdet_lossplug.engine import safe_checkpoint
 from ..conftest import ROOT, SHAPES_CONFIG, run_tool
 
-# tools/ is not a package: its shared module is taken from its file.
-LAUNCH_UTILS = runpy.run_path(osp.join(ROOT, 'tools', 'launch_utils.py'))
-MMENGINE_GLOBALS = LAUNCH_UTILS['mmengine_checkpoint_globals']()
+MMENGINE_GLOBALS = safe_checkpoint.mmengine_checkpoint_globals()
 
 
 def pickled_name(safe_global):
@@ -54,7 +53,7 @@ def test_loader_refuses_code(malicious_checkpoint):
     path, marker = malicious_checkpoint
     with torch.serialization.safe_globals(MMENGINE_GLOBALS):
         with pytest.raises(pickle.UnpicklingError, match='system'):
-            LAUNCH_UTILS['load_local_checkpoint'](str(path))
+            safe_checkpoint.load_local_checkpoint(str(path))
     assert not marker.exists()
 
 
@@ -62,7 +61,7 @@ def test_loader_refuses_code(malicious_checkpoint):
                                          (object, '__subclasses__')])
 def test_getattr_is_limited_to_history_buffer_methods(owner, name):
     with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer'):
-        LAUNCH_UTILS['history_buffer_method'](owner, name)
+        safe_checkpoint.history_buffer_method(owner, name)
 
 
 def test_test_tool_refuses_malicious_checkpoint(malicious_checkpoint,
@@ -79,6 +78,86 @@ def test_test_tool_refuses_malicious_checkpoint(malicious_checkpoint,
     assert proc.returncode != 0
     assert 'Weights only load failed' in proc.stderr, proc.stderr[-2000:]
     assert not marker.exists()
+
+
+def mmdet_tool(name: str) -> str:
+    """MMDetection's own tools/train.py or test.py, as pip installed it."""
+    return osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', name)
+
+
+def user_config(tmp_path, with_hook: bool) -> str:
+    """A user's config for MMDetection's own tools: the plugin, and the
+    hook that loads checkpoints safely."""
+    config = tmp_path / f'user_config_hook{int(with_hook)}.py'
+    config.write_text(
+        f"_base_ = '{SHAPES_CONFIG}'\n"
+        "custom_imports = dict(imports=['mmdet_lossplug'],\n"
+        "                      allow_failed_imports=False)\n" +
+        ("custom_hooks = [dict(type='SafeCheckpointLoadingHook')]\n"
+         if with_hook else ''))
+    return str(config)
+
+
+def run_mmdet_tool(*args, shapes_root):
+    return subprocess.run([sys.executable, *args],
+                          cwd=ROOT,
+                          env=dict(os.environ, SHAPES_ROOT=shapes_root),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+
+
+def test_mmdet_own_tools_with_the_hook(malicious_checkpoint, shapes_root,
+                                       tmp_path):
+    """With SafeCheckpointLoadingHook in the config, MMDetection's own tools
+    refuse a checkpoint that runs code and resume a real mmengine one,
+    which they cannot without it (torch >= 2.6 loads weights only, and an
+    mmengine checkpoint holds a HistoryBuffer)."""
+    path, marker = malicious_checkpoint
+    refused = run_mmdet_tool(
+        mmdet_tool('test.py'),
+        user_config(tmp_path, with_hook=True),
+        str(path),
+        '--work-dir',
+        str(tmp_path / 'test'),
+        shapes_root=shapes_root)
+    assert refused.returncode != 0
+    assert 'Weights only load failed' in refused.stderr
+    assert not marker.exists()
+
+    work_dir = str(tmp_path / 'train')
+    iters = ('train_cfg.val_interval=10',
+             'default_hooks.checkpoint.interval=1',
+             'train_dataloader.batch_size=2')
+    run_tool(
+        'tools/train.py',
+        SHAPES_CONFIG,
+        '--work-dir',
+        work_dir,
+        '--cfg-options',
+        *iters,
+        'train_cfg.max_iters=1',
+        env=dict(os.environ, SHAPES_ROOT=shapes_root))
+    checkpoint = osp.join(work_dir, 'iter_1.pth')
+    for with_hook in (True, False):
+        resumed = run_mmdet_tool(
+            mmdet_tool('train.py'),
+            user_config(tmp_path, with_hook),
+            '--work-dir',
+            work_dir,
+            '--resume',
+            checkpoint,
+            '--cfg-options',
+            *iters,
+            'train_cfg.max_iters=2',
+            shapes_root=shapes_root)
+        log = resumed.stdout + resumed.stderr
+        if with_hook:
+            assert resumed.returncode == 0, log[-3000:]
+            assert 'resumed epoch: 0, iter: 1' in log
+        elif torch.__version__ >= (2, 6):
+            assert resumed.returncode != 0
+            assert 'Weights only load failed' in log
 
 
 def test_real_checkpoint_resumes(tmp_path, shapes_root):
