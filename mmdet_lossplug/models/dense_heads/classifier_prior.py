@@ -4,7 +4,7 @@ MMDetection's sigmoid dense heads set the classifier's bias for a prior
 probability of 0.01: a per-anchor loss summed over ~10^5 anchors per image
 (focal loss) would otherwise be swamped by the easy negatives in the first
 iterations. DR loss ranks two expectations per image, whatever the number of
-negatives, and the DR paper (Sec. 4) initialises the sigmoid at 0.5, the
+negatives, and the DR paper (Sec. 4.2) initialises the sigmoid at 0.5, the
 decision threshold of binary classification without prior knowledge.
 """
 
