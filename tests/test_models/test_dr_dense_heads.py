@@ -20,6 +20,8 @@ from mmengine.structures import InstanceData
 from mmdet_lossplug.models.dense_heads import (DRATSSHead, DRFCOSHead,
                                                DRRetinaHead,
                                                ImageLevelClsLossMixin)
+from mmdet_lossplug.models.dense_heads.image_level_cls_loss import (
+    ClsLossCall, regroup_per_image)
 from ..conftest import SHAPES_CONFIG
 from ..dr_oracle import dr_loss as oracle_dr_loss
 
@@ -250,6 +252,16 @@ def test_a_head_that_cannot_be_regrouped_fails_at_construction(head_type):
             match=f'{head_type.__name__} cannot.*'
             'DRRetinaHead, DRATSSHead, DRFCOSHead'):
         head_type(loss_cls=dict(type='DRLoss'), **COMMON)
+
+
+def test_calls_that_miss_locations_are_an_error():
+    """Rows that do not cover every location once cannot be regrouped."""
+    cls_scores = [torch.zeros(2, NUM_CLASSES, 4, 4)]  # 2 x 16 locations
+    call = ClsLossCall(
+        torch.zeros(30, NUM_CLASSES), torch.zeros(30, dtype=torch.long), None,
+        None)
+    with pytest.raises(RuntimeError, match='30 rows.*32 locations'):
+        regroup_per_image([call], cls_scores, NUM_CLASSES)
 
 
 # Detectors small enough for a CPU step: the shapes config's ResNet-18/4
