@@ -14,8 +14,10 @@ from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
 
 import mmdet_lossplug  # noqa: F401
+from .conftest import SHAPES_CONFIG
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -110,3 +112,90 @@ def test_model_index_lists_every_config():
     assert len(configs) == len(set(configs)), 'a config listed twice'
     names = [m['Name'] for m in listed]
     assert len(names) == len(set(names)), 'model names must be unique'
+
+
+# DR loss in heads other than RetinaNet, each beside its focal baseline.
+DENSE_HEAD_PAIRS = [
+    ('configs/dr_loss/fcos_r50-caffe_fpn_gn-head_focal_1x_coco.py',
+     'configs/dr_loss/fcos_r50-caffe_fpn_gn-head_dr_1x_coco.py'),
+    ('configs/dr_loss/atss_r50_fpn_focal_1x_coco.py',
+     'configs/dr_loss/atss_r50_fpn_dr_1x_coco.py'),
+]
+
+
+def _flat(cfg, path=()):
+    """``{'a.b.c': value}`` of a nested config."""
+    if isinstance(cfg, dict) and cfg:
+        return {
+            key: value
+            for name, child in cfg.items()
+            for key, value in _flat(child, path + (name, )).items()
+        }
+    return {'.'.join(path): cfg}
+
+
+@pytest.mark.parametrize(
+    'focal,dr', DENSE_HEAD_PAIRS, ids=[p[1] for p in DENSE_HEAD_PAIRS])
+def test_dr_dense_head_config_changes_only_the_head_loss_and_threshold(
+        focal, dr):
+    focal, dr = (
+        _flat(Config.fromfile(osp.join(ROOT, c)).to_dict())
+        for c in (focal, dr))
+    changed = {
+        key
+        for key in set(focal) | set(dr) if focal.get(key) != dr.get(key)
+    }
+    assert 'model.bbox_head.type' in changed
+    head_loss_and_threshold = {
+        key
+        for key in changed if key.startswith('model.bbox_head.loss_cls.')
+    } | {'model.bbox_head.type', 'model.test_cfg.score_thr'}
+    assert changed <= head_loss_and_threshold, changed
+    assert dr['model.bbox_head.loss_cls.type'] == 'DRLoss'
+    assert dr['model.test_cfg.score_thr'] > focal['model.test_cfg.score_thr']
+
+
+@pytest.mark.parametrize(
+    'config', [c for pair in DENSE_HEAD_PAIRS for c in pair],
+    ids=[c for pair in DENSE_HEAD_PAIRS for c in pair])
+def test_dense_head_config_trains_one_step_on_the_shapes_data(
+        config, shapes_root):
+    """Two shapes images through the config's own training pipeline
+    (resized to 128 pixels for a CPU step) and data preprocessor."""
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    shapes = Config.fromfile(SHAPES_CONFIG).train_dataloader.dataset
+    dataset = cfg.train_dataloader.dataset
+    dataset.update(
+        data_root=shapes_root,
+        ann_file=shapes.ann_file,
+        data_prefix=shapes.data_prefix,
+        metainfo=shapes.metainfo,
+        pipeline=[
+            dict(t, scale=(128, 128)) if t['type'] == 'Resize' else t
+            for t in dataset.pipeline
+        ])
+    init_default_scope('mmdet')
+    loader = Runner.build_dataloader(
+        dict(
+            cfg.train_dataloader,
+            batch_size=2,
+            num_workers=0,
+            persistent_workers=False),
+        seed=0)
+    cfg.model.backbone.init_cfg = None  # no download of pretrained weights
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    optim_wrapper = OptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
+    before = [p.detach().clone() for p in model.bbox_head.parameters()]
+    log_vars = model.train_step(next(iter(loader)), optim_wrapper)
+    assert {'loss_cls', 'loss_bbox', 'loss_centerness'} <= set(log_vars)
+    for name, value in log_vars.items():
+        assert torch.isfinite(torch.as_tensor(value)), (name, value)
+    assert log_vars['loss_bbox'] > 0  # the shapes are positives
+    assert type(model.bbox_head.loss_cls).__name__ == (
+        cfg.model.bbox_head.loss_cls.type)
+    assert any(not torch.equal(b, p)
+               for b, p in zip(before, model.bbox_head.parameters()))

@@ -1,6 +1,7 @@
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
 
+from .classifier_prior import classifier_prior_init_cfg
 from .image_level_cls_loss import ImageLevelClsLossMixin
 
 
@@ -16,14 +17,6 @@ class DRRetinaHead(ImageLevelClsLossMixin, RetinaHead):
 
     def __init__(self,
                  *args,
-                 init_cfg=dict(
-                     type='Normal',
-                     layer='Conv2d',
-                     std=0.01,
-                     override=dict(
-                         type='Normal',
-                         name='retina_cls',
-                         std=0.01,
-                         bias_prob=0.5)),
+                 init_cfg=classifier_prior_init_cfg('retina_cls'),
                  **kwargs) -> None:
         super().__init__(*args, init_cfg=init_cfg, **kwargs)
