@@ -24,21 +24,19 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mmdet_lossplug.evaluation import DetectionCalibrationMetric  # noqa: E402
-from mmdet_lossplug.evaluation.calibration import \
-    equal_width_bin_index  # noqa: E402
+from mmdet_lossplug.evaluation import judge_predictions  # noqa: E402
+from mmdet_lossplug.evaluation import load_coco  # noqa: E402
+from mmdet_lossplug.evaluation import reliability_bins  # noqa: E402
 
 SHOWN_SCORE = 0.3
 N_BINS = 10
 
 
-def tp_fp_scores(predictions, ann_file: str):
-    """Confidences and true-positive flags of the detections at IoU 0.5."""
-    metric = DetectionCalibrationMetric(iou_thrs=(0.5, ), ann_file=ann_file)
-    metric.dataset_meta = dict(classes=('Tree', ))
-    metric.process(None, predictions)
-    scores, _, verdicts = metric.judge(metric.results)
-    return metric.counted(scores, verdicts, 0)
+def tp_fp_scores(predictions, coco_gt):
+    """Confidences and true-positive flags of the detections at IoU 0.5
+    (judged as D-ECE judges them)."""
+    return judge_predictions(predictions, (0.5, ), ('Tree', ),
+                             coco_gt).confidences_and_hits(0.5)
 
 
 def densest_tile(coco: dict) -> dict:
@@ -98,11 +96,8 @@ def plot_reliability(judged: dict, out_file):
     edges = np.linspace(0, 1, N_BINS + 1)
     centers = (edges[:-1] + edges[1:]) / 2
     for ax, (name, (conf, hits)) in zip(axes, judged.items()):
-        bins = equal_width_bin_index(conf, N_BINS)  # as D-ECE bins them
-        precision = [
-            hits[bins == b].mean() if np.any(bins == b) else np.nan
-            for b in range(N_BINS)
-        ]
+        # precision per bin, binned as D-ECE bins
+        _, _, precision = reliability_bins(conf, hits, N_BINS)
         ax.bar(
             centers,
             precision,
@@ -159,8 +154,9 @@ def plot_all(work_dir: str, data_root: str, losses, seed: int, out_dir=None):
                      'score_histograms.png')
     ]
     plot_detections(tile, image, gt_boxes, predictions, paths[0])
+    coco_gt = load_coco(ann_file)
     judged = {
-        name: tp_fp_scores(preds, ann_file)
+        name: tp_fp_scores(preds, coco_gt)
         for name, preds in predictions.items()
     }
     plot_reliability(judged, paths[1])
