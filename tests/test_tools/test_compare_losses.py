@@ -13,13 +13,14 @@ import sys
 
 import pytest
 
-from ..conftest import ROOT, load_tool, run_tool
-
-compare = load_tool('analysis', 'compare_losses.py')
+from mmdet_lossplug.loss_comparison import (ONE_STAGE, TABLE_COLUMNS,
+                                            format_differences, format_table,
+                                            reported)
+from ..conftest import ROOT, run_tool
 
 
 def test_table_is_mean_and_sample_std_over_seeds():
-    ap, ap50, d_ece, laece, fit = (key for key, _ in compare.TABLE_COLUMNS)
+    ap, ap50, d_ece, laece, fit = (key for key, _ in TABLE_COLUMNS)
     seeds = [{
         ap: 0.10,
         ap50: 0.30,
@@ -35,7 +36,7 @@ def test_table_is_mean_and_sample_std_over_seeds():
         fit: 0.90,
         'minutes': 2.0
     }]
-    rows = compare.format_table({'focal': seeds}).splitlines()
+    rows = format_table({'focal': seeds}).splitlines()
     assert rows[0] == ('| loss | seeds | AP (%) | AP50 (%) | D-ECE@0.5 (%) | '
                        'LaECE (%) | train-tile AP50 (%) | train min |')
     # 10 and 30: mean 20, sample (n - 1) deviation 14.1
@@ -45,7 +46,7 @@ def test_table_is_mean_and_sample_std_over_seeds():
 
 
 def test_differences_from_focal_with_welch_p():
-    keys = [key for key, _ in compare.TABLE_COLUMNS]
+    keys = [key for key, _ in TABLE_COLUMNS]
 
     def runs(*values):
         return [{key: v / 100 for key in keys} for v in values]
@@ -57,11 +58,15 @@ def test_differences_from_focal_with_welch_p():
     t = 3 / math.sqrt(2)
     p = 1 - t / math.sqrt(2 + t * t)
     assert f'{p:.3f}' == '0.168'
-    rows = compare.format_differences({
-        'focal': runs(0, 2),
-        'dr': runs(3, 5),
-        compare.TEMPERATURE_ROW: runs(0, 2)
-    }).splitlines()
+    assert ONE_STAGE.baseline == 'focal'
+    rows = format_differences(
+        {
+            'focal': runs(0, 2),
+            'dr': runs(3, 5),
+            ONE_STAGE.temperature_row: runs(0, 2)
+        },
+        ONE_STAGE.baseline,
+        skipped=(ONE_STAGE.temperature_row, )).splitlines()
     assert len(rows) == 3  # header, rule, dr: not focal itself, not focal + T
     assert rows[0].startswith('| loss | AP vs focal | AP50 vs focal |')
     assert rows[2] == '| dr |' + ' +3.0 (p 0.168) |' * len(keys)
@@ -69,11 +74,10 @@ def test_differences_from_focal_with_welch_p():
 
 def test_a_missing_ap_is_zero_a_missing_calibration_error_is_an_error():
     # mmdet's CocoMetric returns {} when nothing was detected
-    assert compare.reported({}, 'coco/bbox_mAP_50') == 0.0
-    assert compare.reported({'coco/bbox_mAP_50': 0.25},
-                            'coco/bbox_mAP_50') == 0.25
+    assert reported({}, 'coco/bbox_mAP_50') == 0.0
+    assert reported({'coco/bbox_mAP_50': 0.25}, 'coco/bbox_mAP_50') == 0.25
     with pytest.raises(KeyError, match='calibration/d_ece_50'):
-        compare.reported({}, 'calibration/d_ece_50')
+        reported({}, 'calibration/d_ece_50')
 
 
 def test_two_seeds_side_by_side_on_real_tiles(neon_trees, tmp_path):
