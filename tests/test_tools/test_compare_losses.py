@@ -1,7 +1,8 @@
 """tools/analysis/compare_losses.py (the README's run command): its table
 against hand-computed means and sample deviations, what a missing metric
-means, a tiny run of two seeds side by side on the real tiles, and a
-failing run."""
+means, the schedule rescaled to the run length, a tiny run of two seeds
+side by side on the real tiles, and a failing run."""
+import dataclasses
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import pytest
 from mmdet_lossplug.loss_comparison import (ONE_STAGE, TABLE_COLUMNS,
                                             format_differences, format_table,
                                             reported)
+from mmdet_lossplug.loss_comparison.training import build_config
 from ..conftest import ROOT, run_tool
 
 
@@ -129,3 +131,25 @@ def test_a_failed_training_names_itself_and_its_log(neon_trees, tmp_path):
     assert 'Traceback' in log.read_text()
     # the trainings still waiting never started
     assert not (tmp_path / 'compare' / 'dr' / 'seed1').exists()
+
+
+def test_the_schedule_follows_the_run_length(tmp_path):
+    # The config warms up for 30 iterations and steps at 600 of 800.
+    cfg = build_config(ONE_STAGE, 'dr', 0, 100, str(tmp_path))
+    warmup, step = cfg.param_scheduler
+    assert (warmup.type, warmup.end) == ('LinearLR', 30)
+    assert (step.type, step.milestones) == ('MultiStepLR', [75])
+    assert build_config(ONE_STAGE, 'dr', 0, 8,
+                        str(tmp_path)).param_scheduler[0].end == 8
+    assert cfg.model.bbox_head.type == 'DRRetinaHead'
+    assert cfg.val_evaluator[-1].out_file_path == str(tmp_path / 'val.pkl')
+
+
+def test_a_schedule_without_a_rescaling_rule_is_an_error(tmp_path):
+    config = tmp_path / 'cosine.py'
+    config.write_text(f'_base_ = [{ONE_STAGE.config!r}]\n'
+                      "param_scheduler = [dict(type='CosineAnnealingLR', "
+                      'T_max=800, by_epoch=False)]\n')
+    cosine = dataclasses.replace(ONE_STAGE, config=str(config))
+    with pytest.raises(ValueError, match='CosineAnnealingLR'):
+        build_config(cosine, 'focal', 0, 100, str(tmp_path))
