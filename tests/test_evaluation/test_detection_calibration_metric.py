@@ -220,6 +220,8 @@ def test_verdicts_give_cocoevals_own_ap():
                 crowd_labels=[img_id % 2]))
     judged = judge_predictions(samples, (0.5, 0.75, 0.0), max_dets=10)
     scores, labels, verdicts = judged.scores, judged.labels, judged.verdicts
+    with pytest.raises(ValueError, match='IoU 0.6 was not judged'):
+        judged.counted(0.6)
     assert (verdicts.outcomes == IGN).any() and (verdicts.outcomes == TP).any()
 
     # The oracle: COCOeval on a results list loaded the usual way.
