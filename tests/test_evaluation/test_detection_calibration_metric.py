@@ -14,9 +14,12 @@ from mmengine.visualization import LocalVisBackend, Visualizer
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mmdet_lossplug.evaluation import DetectionCalibrationMetric
-from mmdet_lossplug.evaluation.coco_matching import (FALSE_POSITIVE, IGNORED,
-                                                     TRUE_POSITIVE)
+from mmdet_lossplug.evaluation import (DetectionCalibrationMetric,
+                                       detection_calibration_errors,
+                                       judge_predictions)
+from mmdet_lossplug.evaluation.functional.coco_matching import (FALSE_POSITIVE,
+                                                                IGNORED,
+                                                                TRUE_POSITIVE)
 
 TP, FP, IGN = TRUE_POSITIVE, FALSE_POSITIVE, IGNORED
 
@@ -215,9 +218,10 @@ def test_verdicts_give_cocoevals_own_ap():
                 rng.integers(0, 2, 6),
                 crowd=crowd,
                 crowd_labels=[img_id % 2]))
-    metric = DetectionCalibrationMetric(iou_thrs=(0.5, 0.75), max_dets=10)
-    metric.process({}, samples)
-    scores, labels, verdicts = metric.judge(metric.results)
+    judged = judge_predictions(samples, (0.5, 0.75, 0.0), max_dets=10)
+    scores, labels, verdicts = judged.scores, judged.labels, judged.verdicts
+    with pytest.raises(ValueError, match='IoU 0.6 was not judged'):
+        judged.counted(0.6)
     assert (verdicts.outcomes == IGN).any() and (verdicts.outcomes == TP).any()
 
     # The oracle: COCOeval on a results list loaded the usual way.
@@ -266,11 +270,11 @@ def test_verdicts_give_cocoevals_own_ap():
             assert ours == pytest.approx(reference, abs=1e-12), (t, label)
     # netcal's detection ECE of the judged detections (10 bins).
     netcal = pytest.importorskip('netcal.metrics')
-    conf, hits = metric.counted(scores, verdicts, 0)
+    conf, hits = judged.confidences_and_hits(0.5)
     reference = netcal.ECE(bins=10, detection=True).measure(conf, hits)
-    assert metric.calibration_errors(scores, labels,
-                                     verdicts)['d_ece_50'] == pytest.approx(
-                                         reference, abs=1e-9)
+    assert detection_calibration_errors(
+        judged, (0.5, 0.75))['d_ece_50'] == pytest.approx(
+            reference, abs=1e-9)
 
 
 def _known_answer_samples():

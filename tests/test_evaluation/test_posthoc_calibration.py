@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_lossplug.evaluation import ece
-from mmdet_lossplug.evaluation.posthoc_calibration import (
-    IsotonicCalibrator, PlattCalibrator, TemperatureCalibrator,
-    build_calibrator)
+from mmdet_lossplug.evaluation import (IsotonicCalibrator, PlattCalibrator,
+                                       TemperatureCalibrator, build_calibrator,
+                                       ece)
 
 
 def _sigmoid(z):
@@ -33,7 +32,7 @@ def test_platt_recovers_a_planted_slope_and_intercept():
         scores, np.zeros(len(scores), int), correct, 1, classwise=False)
     assert platt.params[0]['slope'] == pytest.approx(0.5, rel=0.03)
     assert platt.params[0]['intercept'] == pytest.approx(0.5, abs=0.03)
-    assert ece(platt(scores), correct, 10) < 0.01
+    assert ece(platt.apply(scores), correct, 10) < 0.01
 
 
 def test_classwise_platt_and_temperature_fit_each_class():
@@ -51,12 +50,12 @@ def test_classwise_platt_and_temperature_fit_each_class():
     assert temperature.params[2]['temperature'] == pytest.approx(0.5, rel=0.03)
     # A class without validation detections keeps its scores.
     np.testing.assert_array_equal(
-        platt(np.array([0.3, 0.7]), np.array([1, 1])), [0.3, 0.7])
+        platt.apply(np.array([0.3, 0.7]), np.array([1, 1])), [0.3, 0.7])
     # Both are strictly increasing per class: the ranking (and AP) stays.
     grid = np.linspace(0.001, 0.999, 999)
     for calibrator in (platt, temperature):
         for label in (0, 2):
-            out = calibrator(grid, np.full(grid.shape, label))
+            out = calibrator.apply(grid, np.full(grid.shape, label))
             assert np.all(np.diff(out) > 0)
 
 
@@ -68,7 +67,7 @@ def test_isotonic_by_hand():
                                       [0, 1, 0, 1],
                                       1,
                                       classwise=False)
-    out = isotonic(np.array([0.05, 0.1, 0.25, 0.35, 0.9]))
+    out = isotonic.apply(np.array([0.05, 0.1, 0.25, 0.35, 0.9]))
     np.testing.assert_allclose(out, [0, 0, 0.5, 0.75, 1])
 
 
@@ -77,7 +76,7 @@ def test_isotonic_recovers_a_planted_miscalibration_and_ties_scores():
     half = len(scores) // 2
     isotonic = IsotonicCalibrator.fit(scores[:half], np.zeros(half, int),
                                       correct[:half], 1)
-    held_out = isotonic(scores[half:], np.zeros(half, int))
+    held_out = isotonic.apply(scores[half:], np.zeros(half, int))
     assert ece(scores[half:], correct[half:], 10) > 0.05
     assert ece(held_out, correct[half:], 10) < 0.01
     order = np.argsort(scores[half:])
@@ -95,8 +94,8 @@ def test_config_round_trip_and_tensors():
         fitted = kind.fit(scores, labels, correct, 2)
         rebuilt = build_calibrator(fitted.to_dict())
         np.testing.assert_array_equal(
-            rebuilt(scores, labels), fitted(scores, labels))
-        out = rebuilt(probe, probe_labels)
+            rebuilt.apply(scores, labels), fitted.apply(scores, labels))
+        out = rebuilt.apply(probe, probe_labels)
         assert out.dtype == torch.float16 and out.shape == probe.shape
 
 
@@ -123,9 +122,9 @@ def test_bad_input():
                 params=[dict(temperature=0.0)]))
     platt = PlattCalibrator([dict(slope=1.0, intercept=0.0)], classwise=True)
     with pytest.raises(ValueError, match='needs the labels'):
-        platt(np.array([0.5]))
+        platt.apply(np.array([0.5]))
     with pytest.raises(ValueError, match='label 3 has no calibrator'):
-        platt(np.array([0.5]), np.array([3]))
+        platt.apply(np.array([0.5]), np.array([3]))
     for scores, targets, name in (([1.2], [1], 'confidences'),
                                   ([float('nan')], [1],
                                    'confidences'), ([0.5], [2], 'targets')):

@@ -1,10 +1,12 @@
 """Temperature scaling: the transform's closed form and order, and both
-fits recovering a planted temperature."""
+fits, alone and through TemperatureCalibrator, recovering a planted
+temperature."""
 import numpy as np
 import pytest
 import torch
 
-from mmdet_lossplug.evaluation import (ece, fit_temperature_grid,
+from mmdet_lossplug.evaluation import (TemperatureCalibrator, ece,
+                                       fit_temperature_grid,
                                        fit_temperature_nll, temper_scores)
 
 
@@ -39,11 +41,28 @@ def test_fits_recover_a_planted_temperature(planted):
     t_grid, d_ece = fit_temperature_grid(reported, correct, n_bins=10)
     assert t_grid == pytest.approx(planted, abs=0.1 + 1e-9)
     assert d_ece < 0.01
+    # The calibrator fits by either objective, one T for all classes.
+    labels = np.zeros(z.size, dtype=np.int64)
+    for objective, tolerance in (('nll', dict(rel=0.03)),
+                                 ('d-ece', dict(abs=0.1 + 1e-9))):
+        calibrator = TemperatureCalibrator.fit(
+            reported,
+            labels,
+            correct,
+            1,
+            classwise=False,
+            objective=objective,
+            n_bins=10)
+        assert calibrator.params[0]['temperature'] == pytest.approx(
+            planted, **tolerance)
+        assert ece(calibrator.apply(reported), correct, 10) < 0.01
 
 
 def test_fit_bad_input():
     with pytest.raises(ValueError, match='at least one'):
         fit_temperature_nll([], [])
+    with pytest.raises(ValueError, match='objective'):
+        TemperatureCalibrator.fit([0.5], [0], [1], 1, objective='brier')
     # Confidences outside [0, 1] or NaN are an error, not clamped.
     for fit in (fit_temperature_nll, fit_temperature_grid):
         for bad in (1.2, -0.1, float('nan')):

@@ -21,6 +21,21 @@ def _metrics(log: str) -> dict:
     return {k: float(v) for k, v in re.findall(r'(\S+): (-?[\d.]+)', line)}
 
 
+def _tested(config, checkpoint, work_dir, env, *args) -> dict:
+    """The metrics tools/test.py prints for ``config``, every score kept."""
+    return _metrics(
+        run_tool(
+            'tools/test.py',
+            config,
+            checkpoint,
+            '--work-dir',
+            str(work_dir),
+            *args,
+            '--cfg-options',
+            KEEP_ALL,
+            env=env))
+
+
 def test_fit_write_and_apply_a_temperature(tmp_path, shapes_root):
     env = dict(os.environ, SHAPES_ROOT=shapes_root)
     run_tool(
@@ -38,18 +53,8 @@ def test_fit_write_and_apply_a_temperature(tmp_path, shapes_root):
         env=env)
     checkpoint = str(tmp_path / 'train' / 'iter_4.pth')
     preds = str(tmp_path / 'val.pkl')
-    before = _metrics(
-        run_tool(
-            'tools/test.py',
-            SHAPES_CONFIG,
-            checkpoint,
-            '--work-dir',
-            str(tmp_path / 'test'),
-            '--out',
-            preds,
-            '--cfg-options',
-            KEEP_ALL,
-            env=env))
+    before = _tested(SHAPES_CONFIG, checkpoint, tmp_path / 'test', env,
+                     '--out', preds)
     assert 0 < before['calibration/d_ece_50'] <= 1
 
     out = tmp_path / 'calibration'
@@ -88,16 +93,8 @@ def test_fit_write_and_apply_a_temperature(tmp_path, shapes_root):
         assert (calibrators[kind]['after']['calibration/d_ece_50']
                 < report['before']['calibration/d_ece_50']), kind
 
-    tempered = _metrics(
-        run_tool(
-            'tools/test.py',
-            report['config'],
-            checkpoint,
-            '--work-dir',
-            str(tmp_path / 'test_tempered'),
-            '--cfg-options',
-            KEEP_ALL,
-            env=env))
+    tempered = _tested(report['config'], checkpoint,
+                       tmp_path / 'test_tempered', env)
     assert tempered['coco/bbox_mAP'] == before['coco/bbox_mAP']
     for key in ('calibration/d_ece_50', 'calibration/adaptive_d_ece_50',
                 'calibration/d_ece_75', 'calibration/laece'):
@@ -117,16 +114,8 @@ def test_fit_write_and_apply_a_temperature(tmp_path, shapes_root):
     platt_report = json.loads(
         (tmp_path / 'platt' / 'calibration.json').read_text())
     assert platt_report['config'].endswith('_platt.py')
-    platted = _metrics(
-        run_tool(
-            'tools/test.py',
-            platt_report['config'],
-            checkpoint,
-            '--work-dir',
-            str(tmp_path / 'test_platt'),
-            '--cfg-options',
-            KEEP_ALL,
-            env=env))
+    platted = _tested(platt_report['config'], checkpoint,
+                      tmp_path / 'test_platt', env)
     assert platted['coco/bbox_mAP'] == before['coco/bbox_mAP']
     for key in ('calibration/d_ece_50', 'calibration/laece'):
         assert abs(platted[key] - platt_report['after'][key]) < 1e-4, key

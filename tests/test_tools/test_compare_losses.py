@@ -1,7 +1,8 @@
 """tools/analysis/compare_losses.py (the README's run command): its table
 against hand-computed means and sample deviations, what a missing metric
-means, a tiny run of two seeds side by side on the real tiles, and a
-failing run."""
+means, the schedule rescaled to the run length, a tiny run of two seeds
+side by side on the real tiles, and a failing run."""
+import dataclasses
 import json
 import math
 import os
@@ -13,13 +14,15 @@ import sys
 
 import pytest
 
-from ..conftest import ROOT, load_tool, run_tool
-
-compare = load_tool('analysis', 'compare_losses.py')
+from mmdet_lossplug.loss_comparison import (ONE_STAGE, TABLE_COLUMNS,
+                                            format_differences, format_table,
+                                            reported)
+from mmdet_lossplug.loss_comparison.training import build_config
+from ..conftest import ROOT, run_tool
 
 
 def test_table_is_mean_and_sample_std_over_seeds():
-    ap, ap50, d_ece, laece, fit = (key for key, _ in compare.TABLE_COLUMNS)
+    ap, ap50, d_ece, laece, fit = (key for key, _ in TABLE_COLUMNS)
     seeds = [{
         ap: 0.10,
         ap50: 0.30,
@@ -35,7 +38,7 @@ def test_table_is_mean_and_sample_std_over_seeds():
         fit: 0.90,
         'minutes': 2.0
     }]
-    rows = compare.format_table({'focal': seeds}).splitlines()
+    rows = format_table({'focal': seeds}).splitlines()
     assert rows[0] == ('| loss | seeds | AP (%) | AP50 (%) | D-ECE@0.5 (%) | '
                        'LaECE (%) | train-tile AP50 (%) | train min |')
     # 10 and 30: mean 20, sample (n - 1) deviation 14.1
@@ -45,7 +48,7 @@ def test_table_is_mean_and_sample_std_over_seeds():
 
 
 def test_differences_from_focal_with_welch_p():
-    keys = [key for key, _ in compare.TABLE_COLUMNS]
+    keys = [key for key, _ in TABLE_COLUMNS]
 
     def runs(*values):
         return [{key: v / 100 for key in keys} for v in values]
@@ -57,11 +60,15 @@ def test_differences_from_focal_with_welch_p():
     t = 3 / math.sqrt(2)
     p = 1 - t / math.sqrt(2 + t * t)
     assert f'{p:.3f}' == '0.168'
-    rows = compare.format_differences({
-        'focal': runs(0, 2),
-        'dr': runs(3, 5),
-        compare.TEMPERATURE_ROW: runs(0, 2)
-    }).splitlines()
+    assert ONE_STAGE.baseline == 'focal'
+    rows = format_differences(
+        {
+            'focal': runs(0, 2),
+            'dr': runs(3, 5),
+            ONE_STAGE.temperature_row: runs(0, 2)
+        },
+        ONE_STAGE.baseline,
+        skipped=(ONE_STAGE.temperature_row, )).splitlines()
     assert len(rows) == 3  # header, rule, dr: not focal itself, not focal + T
     assert rows[0].startswith('| loss | AP vs focal | AP50 vs focal |')
     assert rows[2] == '| dr |' + ' +3.0 (p 0.168) |' * len(keys)
@@ -69,11 +76,10 @@ def test_differences_from_focal_with_welch_p():
 
 def test_a_missing_ap_is_zero_a_missing_calibration_error_is_an_error():
     # mmdet's CocoMetric returns {} when nothing was detected
-    assert compare.reported({}, 'coco/bbox_mAP_50') == 0.0
-    assert compare.reported({'coco/bbox_mAP_50': 0.25},
-                            'coco/bbox_mAP_50') == 0.25
+    assert reported({}, 'coco/bbox_mAP_50') == 0.0
+    assert reported({'coco/bbox_mAP_50': 0.25}, 'coco/bbox_mAP_50') == 0.25
     with pytest.raises(KeyError, match='calibration/d_ece_50'):
-        compare.reported({}, 'calibration/d_ece_50')
+        reported({}, 'calibration/d_ece_50')
 
 
 def test_two_seeds_side_by_side_on_real_tiles(neon_trees, tmp_path):
@@ -125,3 +131,25 @@ def test_a_failed_training_names_itself_and_its_log(neon_trees, tmp_path):
     assert 'Traceback' in log.read_text()
     # the trainings still waiting never started
     assert not (tmp_path / 'compare' / 'dr' / 'seed1').exists()
+
+
+def test_the_schedule_follows_the_run_length(tmp_path):
+    # The config warms up for 30 iterations and steps at 600 of 800.
+    cfg = build_config(ONE_STAGE, 'dr', 0, 100, str(tmp_path))
+    warmup, step = cfg.param_scheduler
+    assert (warmup.type, warmup.end) == ('LinearLR', 30)
+    assert (step.type, step.milestones) == ('MultiStepLR', [75])
+    assert build_config(ONE_STAGE, 'dr', 0, 8,
+                        str(tmp_path)).param_scheduler[0].end == 8
+    assert cfg.model.bbox_head.type == 'DRRetinaHead'
+    assert cfg.val_evaluator[-1].out_file_path == str(tmp_path / 'val.pkl')
+
+
+def test_a_schedule_without_a_rescaling_rule_is_an_error(tmp_path):
+    config = tmp_path / 'cosine.py'
+    config.write_text(f'_base_ = [{ONE_STAGE.config!r}]\n'
+                      "param_scheduler = [dict(type='CosineAnnealingLR', "
+                      'T_max=800, by_epoch=False)]\n')
+    cosine = dataclasses.replace(ONE_STAGE, config=str(config))
+    with pytest.raises(ValueError, match='CosineAnnealingLR'):
+        build_config(cosine, 'focal', 0, 100, str(tmp_path))

@@ -18,79 +18,15 @@ each run's log is ``WORK_DIR/<loss>/seed<S>/run.log``.
         [--jobs 2] [--no-plots]
 """
 import argparse
-import contextlib
-import copy
-import itertools
 import json
-import multiprocessing
 import os
 import os.path as osp
-import runpy
-import sys
-import time
-import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-import numpy as np
-import torch
-from mmengine.config import Config
-from mmengine.runner import Runner, set_random_seed
-from scipy.stats import ttest_ind
-
-import mmdet_lossplug  # noqa: F401  (registers our modules)
-
-TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
-ROOT = osp.dirname(TOOLS)
-# tools/ holds scripts, not packages: their functions are taken from the
-# files (no sys.path edits).
-calibrate_main = runpy.run_path(osp.join(TOOLS, 'calibrate.py'))['main']
-neon_trees_tool = runpy.run_path(
-    osp.join(TOOLS, 'dataset_converters', 'neon_trees_to_coco.py'))
-
-CONFIG = osp.join(ROOT, 'configs', 'neon_trees',
-                  'retinanet_r18-tiny_fpn_neon-trees.py')
-
-
-def focal_family(loss_type: str, **loss) -> dict:
-    """A row that replaces the sigmoid focal loss (alpha 0.25)."""
-    return dict(
-        bbox_head=dict(
-            loss_cls=dict(
-                _delete_=True,
-                type=loss_type,
-                use_sigmoid=True,
-                alpha=0.25,
-                **loss)))
-
-
-# What each row changes in the config's model; everything else is shared.
-ROWS = {
-    'focal':
-    focal_family('FocalLoss', gamma=2.0),
-    'polyfocal':
-    focal_family('PolyFocalLoss', gamma=2.0, epsilon=-1.0),
-    'poly1star':
-    focal_family('Poly1StarFocalLoss', gamma=2.0, epsilon=-0.4),
-    # Sigmoid FLA-53 (configs/calibration): gamma 5 below pt 0.2, else 3.
-    'adaptive_focal':
-    focal_family('AdaptiveFocalLoss', gammas=(5.0, 3.0), thresholds=(0.2, )),
-    # As configs/dr_loss: the head pools all levels per image, prior 0.5,
-    # and the official test threshold.
-    'dr':
-    dict(
-        bbox_head=dict(
-            type='DRRetinaHead', loss_cls=dict(_delete_=True, type='DRLoss')),
-        test_cfg=dict(score_thr=0.2)),
-}
-TEMPERATURE_ROW = 'focal + T'
-# (metric key, column title) of the validation metrics.
-COLUMNS = (('coco/bbox_mAP', 'AP'), ('coco/bbox_mAP_50', 'AP50'),
-           ('calibration/d_ece_50', 'D-ECE@0.5'), ('calibration/laece',
-                                                   'LaECE'))
-# The same model tested on the tiles it was trained on.
-FIT_PREFIX = 'train_tiles/'
-FIT_COLUMNS = ((FIT_PREFIX + 'coco/bbox_mAP_50', 'train-tile AP50'), )
-TABLE_COLUMNS = COLUMNS + FIT_COLUMNS
+from mmdet_lossplug.loss_comparison import (ONE_STAGE, format_differences,
+                                            format_table, prepare_tiles,
+                                            run_comparison)
+from mmdet_lossplug.loss_comparison.plots import plot_all
+from mmdet_lossplug.loss_comparison.runner import output_to
 
 
 def parse_args(argv=None):
@@ -99,7 +35,10 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, default=800)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument(
-        '--losses', nargs='+', choices=list(ROWS), default=list(ROWS))
+        '--losses',
+        nargs='+',
+        choices=list(ONE_STAGE.rows),
+        default=list(ONE_STAGE.rows))
     parser.add_argument(
         '--jobs',
         type=int,
@@ -116,250 +55,30 @@ def parse_args(argv=None):
     return args
 
 
-def build_config(name: str, seed: int, iters: int, work_dir: str) -> Config:
-    """The config of one (loss, seed) run: trains ``iters`` iterations,
-    evaluates once at the end and dumps the validation predictions to
-    ``work_dir/val.pkl``."""
-    cfg = Config.fromfile(CONFIG)
-    # merge_from_dict consumes _delete_: give it a copy of the row
-    cfg.merge_from_dict(dict(model=copy.deepcopy(ROWS[name])))
-    cfg.work_dir = work_dir
-    cfg.experiment_name = f'{name}_seed{seed}'
-    cfg.randomness = dict(seed=seed)
-    cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters
-    cfg.param_scheduler[0].end = min(cfg.param_scheduler[0].end, iters)
-    cfg.param_scheduler[1].milestones = [int(iters * 0.75)]
-    cfg.default_hooks.checkpoint.interval = iters
-    cfg.default_hooks.logger.interval = max(iters // 4, 1)
-    cfg.val_evaluator = list(cfg.val_evaluator) + [
-        dict(
-            type='DumpDetResults', out_file_path=osp.join(work_dir, 'val.pkl'))
-    ]
-    # runner.test() after training: the training tiles, unaugmented.
-    cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
-    cfg.test_dataloader.dataset.ann_file = 'annotations/instances_train.json'
-    cfg.test_dataloader.dataset.data_prefix = dict(img='train/')
-    cfg.test_evaluator = dict(
-        type='CocoMetric',
-        ann_file=osp.join(cfg.test_dataloader.dataset.data_root, 'annotations',
-                          'instances_train.json'),
-        metric='bbox')
-    return cfg
-
-
-def reported(metrics: dict, key: str) -> float:
-    """``metrics[key]``; 0 for a COCO AP that is missing because mmdet's
-    CocoMetric reports nothing for a model without a detection above the
-    test threshold (COCOeval's AP is 0 then)."""
-    if key in metrics:
-        return metrics[key]
-    if key.startswith('coco/'):
-        return 0.0
-    raise KeyError(f'the evaluation did not report {key}')
-
-
-def train_and_evaluate(name: str, seed: int, args) -> dict:
-    """Train one (loss, seed) run; its validation metrics, training-tile
-    AP50 and training minutes."""
-    work_dir = osp.join(args.work_dir, name, f'seed{seed}')
-    cfg = build_config(name, seed, args.iters, work_dir)
-    set_random_seed(seed)
-    runner = Runner.from_cfg(cfg)
-    start = time.time()
-    runner.train()
-    minutes = (time.time() - start) / 60
-    # RuntimeInfoHook keeps the last validation's metrics as 'val/<name>'.
-    validation = {
-        key[len('val/'):]: buffer.current()
-        for key, buffer in runner.message_hub.log_scalars.items()
-        if key.startswith('val/')
-    }
-    fit = runner.test()
-    metrics = {key: reported(validation, key) for key, _ in COLUMNS}
-    metrics.update({
-        key: reported(fit, key[len(FIT_PREFIX):])
-        for key, _ in FIT_COLUMNS
-    })
-    return dict(
-        metrics, minutes=minutes, predictions=osp.join(work_dir, 'val.pkl'))
-
-
-def temperature_scaled(run: dict, work_dir: str) -> dict:
-    """The focal run after tools/calibrate.py's temperature (T fitted by
-    D-ECE on these same validation predictions: an optimistic bound). A
-    temperature keeps the order of the scores, so the training tiles' AP is
-    the focal run's."""
-    report = calibrate_main([
-        CONFIG, run['predictions'], '--work-dir', work_dir, '--calibrator',
-        'temperature'
-    ])
-    after = report['after']
-    scaled = {key: after[key] for key, _ in COLUMNS}
-    scaled.update({key: run[key] for key, _ in FIT_COLUMNS})
-    return dict(
-        scaled, minutes=run['minutes'], temperature=report['temperature'])
-
-
-@contextlib.contextmanager
-def output_to(log_file: str):
-    """Send this process's stdout and stderr (file descriptors, so that
-    mmengine's and pycocotools' prints follow) to ``log_file``."""
-    os.makedirs(osp.dirname(log_file), exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log_file, 'a') as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for fd, copy_of_fd in zip((1, 2), saved):
-            os.dup2(copy_of_fd, fd)
-            os.close(copy_of_fd)
-
-
-def run_one(name: str, seed: int, args) -> dict:
-    """One (loss, seed) training in a worker process, logged to its own
-    file; with the temperature-scaled focal row when ``name`` is focal."""
-    run_dir = osp.join(args.work_dir, name, f'seed{seed}')
-    with output_to(osp.join(run_dir, 'run.log')):
-        try:
-            run = train_and_evaluate(name, seed, args)
-            if name == 'focal':
-                run['temperature_scaled'] = temperature_scaled(
-                    run, osp.join(run_dir, 'calibration'))
-        except Exception:
-            traceback.print_exc()  # the whole story in the run's log
-            raise
-    return run
-
-
-def mean_std(values) -> str:
-    values = np.asarray(values, dtype=np.float64)
-    std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f'{values.mean():.1f} ± {std:.1f}'
-
-
-def format_table(results: dict) -> str:
-    """Mean ± sample standard deviation over seeds of each row; metrics in
-    percent, training time in minutes."""
-    header = ['loss', 'seeds'] + [f'{t} (%)'
-                                  for _, t in TABLE_COLUMNS] + ['train min']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for name, seeds in results.items():
-        cells = [name, str(len(seeds))]
-        cells += [
-            mean_std([100 * r[k] for r in seeds]) for k, _ in TABLE_COLUMNS
-        ]
-        cells.append(mean_std([r['minutes'] for r in seeds]))
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-
-def format_differences(results: dict, baseline: str = 'focal') -> str:
-    """Each loss's mean minus the baseline's, metric by metric, in points,
-    with the two-sided p of Welch's t-test over the seeds (scipy): small p
-    says the gap is unlikely to be seed noise. Not corrected for the many
-    comparisons, and weak with few seeds."""
-    header = ['loss'] + [f'{t} vs {baseline}' for _, t in TABLE_COLUMNS]
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for name, seeds in results.items():
-        if name in (baseline, TEMPERATURE_ROW):
-            continue
-        cells = [name]
-        for key, _ in TABLE_COLUMNS:
-            values = [100 * r[key] for r in seeds]
-            base = [100 * r[key] for r in results[baseline]]
-            p = ttest_ind(values, base, equal_var=False).pvalue
-            cells.append(f'{np.mean(values) - np.mean(base):+.1f} '
-                         f'(p {p:.3f})')
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-
-def run_all(args) -> dict:
-    """Every (loss, seed) run, ``args.jobs`` at a time, with a line of
-    progress as each ends; the results by row, seeds in order."""
-    runs = [(name, seed) for seed in args.seeds for name in args.losses]
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    print(
-        f'{len(runs)} trainings of {args.iters} iterations, {args.jobs} at a '
-        f'time on {threads} thread(s) each; logs in '
-        f'{args.work_dir}/<loss>/seed<S>/run.log',
-        flush=True)
-    finished, waiting, running = {}, iter(runs), {}
-    start = time.time()
-
-    def start_next(pool):
-        for name, seed in itertools.islice(waiting, 1):
-            running[pool.submit(run_one, name, seed, args)] = name, seed
-
-    # spawn: a fresh interpreter per worker, not a fork of this one's
-    # thread pools. At most ``jobs`` runs are submitted at a time, so that
-    # a failure stops the comparison without starting the rest.
-    with ProcessPoolExecutor(
-            args.jobs,
-            mp_context=multiprocessing.get_context('spawn'),
-            initializer=torch.set_num_threads,
-            initargs=(threads, )) as pool:
-        for _ in range(args.jobs):
-            start_next(pool)
-        while running:
-            ended, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in ended:
-                name, seed = running.pop(future)
-                try:
-                    run = finished[name, seed] = future.result()
-                except Exception as error:
-                    log = osp.join(args.work_dir, name, f'seed{seed}',
-                                   'run.log')
-                    raise RuntimeError(
-                        f'training {name} with seed {seed} failed: '
-                        f'{error!r}; its output is in {log}') from error
-                start_next(pool)
-                done, elapsed = len(finished), (time.time() - start) / 60
-                shown = ', '.join(f'{t} {100 * run[k]:.1f}'
-                                  for k, t in TABLE_COLUMNS)
-                print(
-                    f'=== [{done}/{len(runs)}] {name}, seed {seed}: {shown} '
-                    f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, "
-                    f'about {elapsed / done * (len(runs) - done):.1f} min to '
-                    'go',
-                    flush=True)
-    results = {
-        name: [finished[name, seed] for seed in args.seeds]
-        for name in args.losses
-    }
-    if 'focal' in results:
-        results[TEMPERATURE_ROW] = [
-            run.pop('temperature_scaled') for run in results['focal']
-        ]
-    return results
+def tables(results: dict, seeds) -> str:
+    """The table of means, and the differences from the baseline when
+    there are seeds to compare."""
+    table = format_table(results)
+    baseline = ONE_STAGE.baseline
+    if baseline in results and len(seeds) > 1:
+        differences = format_differences(
+            results, baseline, skipped=(ONE_STAGE.temperature_row, ))
+        table += (f'\n\nDifference from {baseline} in points (Welch p over '
+                  f'the seeds):\n{differences}')
+    return table
 
 
 def main(argv=None):
     args = parse_args(argv)
     data_root = osp.abspath(osp.join(args.work_dir, 'data'))
-    if not osp.isfile(
-            osp.join(data_root, 'annotations', 'instances_val.json')):
-        neon_trees_tool['convert'](
-            neon_trees_tool['deepforest_data_dir'](),
-            data_root,
-            tile=400,
-            stride=256)
+    prepare_tiles(data_root)
     # Read by the config when each worker loads it.
     os.environ['NEON_TREES_ROOT'] = data_root
     args.work_dir = osp.abspath(args.work_dir)
 
-    results = run_all(args)
-    table = format_table(results)
-    if 'focal' in results and len(args.seeds) > 1:
-        table += ('\n\nDifference from focal in points (Welch p over the '
-                  f'seeds):\n{format_differences(results)}')
+    results = run_comparison(ONE_STAGE, args.losses, args.seeds, args.iters,
+                             args.jobs, args.work_dir)
+    table = tables(results, args.seeds)
     print(f'\nMean ± std over seeds {args.seeds} on the NEON tree-crown '
           f'validation tiles ({args.iters} iterations, CPU):\n{table}')
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
@@ -367,7 +86,6 @@ def main(argv=None):
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(dict(vars(args), results=results), f, indent=2)
     if not args.no_plots:
-        from plot_loss_comparison import plot_all
         plots = osp.join(args.work_dir, 'plots')
         with output_to(osp.join(plots, 'plots.log')):  # pycocotools' prints
             paths = plot_all(args.work_dir, data_root, args.losses,

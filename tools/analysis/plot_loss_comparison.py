@@ -1,181 +1,23 @@
 """Pictures of a tools/analysis/compare_losses.py run, from the validation
-predictions it dumped (``WORK_DIR/<loss>/seed<S>/val.pkl``):
-
-- ``detections.png``: one validation tile, its ground truth beside each
-  loss's detections above 0.3;
-- ``reliability.png``: precision against confidence of the detections
-  judged at IoU 0.5 (COCOeval's matching, as D-ECE), per loss;
-- ``score_histograms.png``: confidences of true and false positives.
+predictions it dumped (``WORK_DIR/<loss>/seed<S>/val.pkl``): detections
+beside ground truth, reliability diagrams and score histograms
+(:mod:`mmdet_lossplug.loss_comparison.plots`).
 
     python tools/analysis/plot_loss_comparison.py WORK_DIR [--seed 0]
         [--losses ...] [--out-dir WORK_DIR/plots]
 """
 import argparse
-import json
-import os
 import os.path as osp
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import mmengine  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from mmdet_lossplug.evaluation import DetectionCalibrationMetric  # noqa: E402
-from mmdet_lossplug.evaluation.calibration import \
-    equal_width_bin_index  # noqa: E402
-
-SHOWN_SCORE = 0.3
-N_BINS = 10
-
-
-def tp_fp_scores(predictions, ann_file: str):
-    """Confidences and true-positive flags of the detections at IoU 0.5."""
-    metric = DetectionCalibrationMetric(iou_thrs=(0.5, ), ann_file=ann_file)
-    metric.dataset_meta = dict(classes=('Tree', ))
-    metric.process(None, predictions)
-    scores, _, verdicts = metric.judge(metric.results)
-    return metric.counted(scores, verdicts, 0)
-
-
-def densest_tile(coco: dict) -> dict:
-    """The validation tile with the most boxes (the picture to look at)."""
-    counts = {}
-    for ann in coco['annotations']:
-        counts[ann['image_id']] = counts.get(ann['image_id'], 0) + 1
-    best = max(counts, key=counts.get)
-    return next(img for img in coco['images'] if img['id'] == best)
-
-
-def draw_boxes(ax, boxes, color, title):
-    for x1, y1, x2, y2 in boxes:
-        ax.add_patch(
-            Rectangle((x1, y1),
-                      x2 - x1,
-                      y2 - y1,
-                      fill=False,
-                      edgecolor=color,
-                      linewidth=1))
-    ax.set_title(title, fontsize=9)
-    ax.axis('off')
-
-
-def loss_panels(judged: dict):
-    """A row of panels sharing the y axis, one per loss, and the figure."""
-    fig, axes = plt.subplots(
-        1, len(judged), figsize=(2.8 * len(judged), 3), sharey=True)
-    return fig, np.atleast_1d(axes)
-
-
-def save(fig, out_file):
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
-
-
-def plot_detections(tile, image, gt_boxes, predictions, out_file):
-    fig, axes = plt.subplots(
-        1, len(predictions) + 1, figsize=(3 * (len(predictions) + 1), 3.3))
-    axes[0].imshow(image)
-    draw_boxes(axes[0], gt_boxes, 'yellow', f'ground truth ({len(gt_boxes)})')
-    for ax, (name, preds) in zip(axes[1:], predictions.items()):
-        pred = next(p for p in preds if p['img_id'] == tile['id'])
-        inst = pred['pred_instances']
-        keep = np.asarray(inst['scores']) >= SHOWN_SCORE
-        ax.imshow(image)
-        draw_boxes(ax,
-                   np.asarray(inst['bboxes'])[keep], 'cyan',
-                   f'{name} ({keep.sum()} >= {SHOWN_SCORE})')
-    fig.suptitle(tile['file_name'], fontsize=9)
-    save(fig, out_file)
-
-
-def plot_reliability(judged: dict, out_file):
-    fig, axes = loss_panels(judged)
-    edges = np.linspace(0, 1, N_BINS + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
-    for ax, (name, (conf, hits)) in zip(axes, judged.items()):
-        bins = equal_width_bin_index(conf, N_BINS)  # as D-ECE bins them
-        precision = [
-            hits[bins == b].mean() if np.any(bins == b) else np.nan
-            for b in range(N_BINS)
-        ]
-        ax.bar(
-            centers,
-            precision,
-            width=1 / N_BINS,
-            edgecolor='k',
-            color='tab:blue',
-            alpha=0.7)
-        ax.plot([0, 1], [0, 1], 'r--', linewidth=1)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_title(f'{name} ({len(conf)} dets)', fontsize=9)
-        ax.set_xlabel('confidence')
-    axes[0].set_ylabel('precision at IoU 0.5')
-    save(fig, out_file)
-
-
-def plot_histograms(judged: dict, out_file):
-    fig, axes = loss_panels(judged)
-    edges = np.linspace(0, 1, 21)
-    for ax, (name, (conf, hits)) in zip(axes, judged.items()):
-        ax.hist([conf[hits == 1], conf[hits == 0]],
-                bins=edges,
-                stacked=True,
-                color=['tab:green', 'tab:red'],
-                label=['true positive', 'false positive'])
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel('confidence')
-    axes[0].set_ylabel('detections at IoU 0.5')
-    axes[0].legend(fontsize=7)
-    save(fig, out_file)
-
-
-def plot_all(work_dir: str, data_root: str, losses, seed: int, out_dir=None):
-    """Write the three pictures of ``losses`` at ``seed`` to ``out_dir``
-    (default ``work_dir/plots``); return their paths."""
-    out_dir = out_dir or osp.join(work_dir, 'plots')
-    os.makedirs(out_dir, exist_ok=True)
-    ann_file = osp.join(data_root, 'annotations', 'instances_val.json')
-    with open(ann_file) as f:
-        coco = json.load(f)
-    predictions = {
-        name:
-        mmengine.load(osp.join(work_dir, name, f'seed{seed}', 'val.pkl'))
-        for name in losses
-    }
-    tile = densest_tile(coco)
-    image = Image.open(osp.join(data_root, 'val', tile['file_name']))
-    gt_boxes = [[x, y, x + w, y + h]
-                for x, y, w, h in (a['bbox'] for a in coco['annotations']
-                                   if a['image_id'] == tile['id'])]
-    paths = [
-        osp.join(out_dir, name)
-        for name in ('detections.png', 'reliability.png',
-                     'score_histograms.png')
-    ]
-    plot_detections(tile, image, gt_boxes, predictions, paths[0])
-    judged = {
-        name: tp_fp_scores(preds, ann_file)
-        for name, preds in predictions.items()
-    }
-    plot_reliability(judged, paths[1])
-    plot_histograms(judged, paths[2])
-    return paths
+from mmdet_lossplug.loss_comparison import ONE_STAGE
+from mmdet_lossplug.loss_comparison.plots import plot_all
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--losses',
-        nargs='+',
-        default=['focal', 'polyfocal', 'poly1star', 'adaptive_focal', 'dr'])
+    parser.add_argument('--losses', nargs='+', default=list(ONE_STAGE.rows))
     parser.add_argument('--out-dir')
     args = parser.parse_args()
     for path in plot_all(args.work_dir, osp.join(args.work_dir, 'data'),

@@ -1,5 +1,5 @@
-from .detection_temperature_hook import (DetectionScoreCalibrationHook,
-                                         DetectionTemperatureHook)
+from .detection_score_calibration_hook import (DetectionScoreCalibrationHook,
+                                               DetectionTemperatureHook)
 from .focal_gamma_schedule_hook import (PRESETS, FocalGammaScheduleHook,
                                         set_focal_gamma)
 from .score_distribution_hook import ScoreDistributionHook

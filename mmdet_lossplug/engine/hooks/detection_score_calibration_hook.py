@@ -12,14 +12,14 @@ from mmdet.registry import HOOKS
 from mmdet.structures import DetDataSample
 from mmengine.hooks import Hook
 
-from ...evaluation.posthoc_calibration import build_calibrator
+from ...evaluation import build_calibrator
 from .runner_model import unwrapped_model
 
 
 @HOOKS.register_module()
 class DetectionScoreCalibrationHook(Hook):
-    """``scores <- calibrator(scores, labels)`` for every prediction of the
-    validation and test loops.
+    """``scores <- calibrator.apply(scores, labels)`` for every prediction of
+    the validation and test loops.
 
     Args:
         calibrator (dict): A calibrator as
@@ -41,7 +41,8 @@ class DetectionScoreCalibrationHook(Hook):
             if isinstance(sample,
                           DetDataSample) and 'pred_instances' in sample:
                 pred = sample.pred_instances
-                pred.scores = self.calibrator(pred.scores, pred.get('labels'))
+                pred.scores = self.calibrator.apply(pred.scores,
+                                                    pred.get('labels'))
         return outputs
 
     def _attach(self, runner) -> None:

@@ -1,14 +1,24 @@
-"""Post-hoc calibrators of detection scores: temperature scaling (Guo et
-al., ICML 2017), Platt scaling (Platt, 1999) and isotonic regression
-(Zadrozny and Elkan, KDD 2002), as fiveai/detection_calibration (Kuzucu,
-Oksuz et al., ECCV 2024) fits them to detectors.
+r"""Post-hoc calibrators of detection scores: temperature scaling (Guo et
+al., ICML 2017; for detection, Kueppers et al., CVPR-W 2020), Platt scaling
+(Platt, 1999) and isotonic regression (Zadrozny and Elkan, KDD 2002), as
+fiveai/detection_calibration (Kuzucu, Oksuz et al., ECCV 2024) fits them to
+detectors.
 
-Each maps a detection's ``(score, label)`` to a new score. They are fitted
-on judged validation detections (ignored ones left out) against a target:
-1 for a true positive and 0 for a false positive (what D-ECE asks), or the
-IoU of a true positive (what LaECE asks). As in the toolkit, Platt and
-isotonic are fitted per class by default (a class without validation
-detections keeps its scores); temperature scaling is one ``T`` for all.
+A detection's confidence ``s`` is treated as a binary prediction (is it a
+true positive?) with logit ``z = log(s / (1 - s))``; temperature scaling
+gives ``s_T = sigmoid(z / T)`` (for sigmoid heads exactly scaling the class
+logit), Platt scaling ``sigmoid(a z + b)``. ``T`` is fitted either by grid
+search on D-ECE (``T`` in ``(0, 10]``, step 0.1) or by minimising the
+binary NLL with L-BFGS over ``log T``. Confidences and targets must lie in
+``[0, 1]`` (a ``ValueError`` otherwise: nothing is clamped silently).
+
+Each calibrator maps a detection's ``(score, label)`` to a new score
+(``fit`` / ``apply``). They are fitted on judged validation detections
+(ignored ones left out) against a target: 1 for a true positive and 0 for
+a false positive (what D-ECE asks), or the IoU of a true positive (what
+LaECE asks). As in the toolkit, Platt and isotonic are fitted per class by
+default (a class without validation detections keeps its scores);
+temperature scaling is usually one ``T`` for all.
 
 What they do to AP: temperature and Platt (slope ``a > 0``) are strictly
 increasing, per class, so each class's ranking, and COCO AP (computed per
@@ -20,19 +30,131 @@ A calibrator is stored as a plain dict (``to_dict`` / ``build_calibrator``)
 so that ``tools/calibrate.py`` can write it into a config for
 ``DetectionScoreCalibrationHook``.
 """
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.isotonic import IsotonicRegression
 
-from .calibration import to_numpy
-from .temperature_scaling import (check_temperature, checked_fit_data,
-                                  fit_logit_affine, temper_scores)
+from .calibration import check_probabilities, ece, to_numpy
+
+# The search grid of Mukhoti et al. (and the SPEC): T = 0.1, 0.2, ..., 10.
+TEMPERATURE_GRID = np.round(np.arange(1, 101) * 0.1, 1)
+
+
+def check_temperature(temperature: float) -> float:
+    temperature = float(temperature)
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f'temperature must be finite and > 0, got '
+                         f'{temperature}')
+    return temperature
+
+
+def temper_scores(scores, temperature: float):
+    """``sigmoid(logit(scores) / T)``; a tensor (same dtype and device) or
+    an array in, the same out. Scores of exactly 0 and 1 stay put."""
+    temperature = check_temperature(temperature)
+    tensor = scores if isinstance(scores, torch.Tensor) else torch.as_tensor(
+        to_numpy(scores))
+    # float64 so that the logit of float32 scores near 1 stays finite.
+    tempered = torch.sigmoid(torch.logit(tensor.double()) / temperature)
+    if isinstance(scores, torch.Tensor):
+        return tempered.to(scores.dtype)
+    return tempered.numpy()
+
+
+def checked_fit_data(confidences, targets) -> Tuple[np.ndarray, np.ndarray]:
+    """Float64 ``(N,)`` confidences and targets (0/1 outcomes or IoUs),
+    both in ``[0, 1]``, equally many and at least one; nothing clamped."""
+    conf = check_probabilities(to_numpy(confidences).ravel(), 'confidences')
+    target = check_probabilities(to_numpy(targets).ravel(), 'targets')
+    if conf.size == 0 or conf.shape != target.shape:
+        raise ValueError('need equally many confidences and targets, and '
+                         f'at least one; got {conf.shape} and '
+                         f'{target.shape}')
+    return conf, target
+
+
+def fit_temperature_grid(confidences,
+                         correct,
+                         n_bins: int = 10,
+                         grid=TEMPERATURE_GRID) -> Tuple[float, float]:
+    """The ``T`` of ``grid`` with the lowest ECE (D-ECE for detections).
+
+    Returns:
+        tuple[float, float]: ``T`` and its ECE. Ties go to the ``T`` closest
+        to 1 (no scaling).
+    """
+    conf, hits = checked_fit_data(confidences, correct)
+    errors = np.array(
+        [ece(temper_scores(conf, t), hits, n_bins) for t in grid])
+    best = np.flatnonzero(errors <= errors.min() + 1e-12)
+    best = best[np.argmin(np.abs(np.asarray(grid)[best] - 1))]
+    return float(grid[best]), float(errors[best])
+
+
+def fit_logit_affine(confidences,
+                     targets,
+                     with_bias: bool,
+                     max_iter: int = 100) -> Tuple[float, float, float]:
+    """The ``a > 0`` (and ``b``) minimising the mean binary cross-entropy of
+    ``sigmoid(a * logit(s) + b)`` against ``targets`` (0/1 or soft, e.g.
+    IoUs), by L-BFGS over ``log a`` and ``b``: temperature scaling is
+    ``a = 1 / T, b = 0``, Platt scaling both.
+
+    Returns:
+        tuple[float, float, float]: ``a``, ``b`` (0 without bias) and the
+        loss there.
+    """
+    conf, target = checked_fit_data(confidences, targets)
+    # Confidences of exactly 0 or 1 get a finite logit; only for the fit.
+    logits = torch.logit(torch.from_numpy(conf), eps=1e-12)
+    target = torch.from_numpy(target)
+    log_a = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros((), dtype=torch.float64, requires_grad=with_bias)
+    optimizer = torch.optim.LBFGS(
+        [log_a, bias] if with_bias else [log_a],
+        lr=0.5,
+        max_iter=max_iter,
+        line_search_fn='strong_wolfe')
+
+    def loss():
+        return F.binary_cross_entropy_with_logits(logits * log_a.exp() + bias,
+                                                  target)
+
+    def closure():
+        optimizer.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return log_a.exp().item(), bias.item(), loss().item()
+
+
+def fit_temperature_nll(confidences,
+                        correct,
+                        max_iter: int = 100) -> Tuple[float, float]:
+    """The ``T`` minimising the mean binary cross-entropy of
+    ``sigmoid(z / T)`` against ``correct``, by L-BFGS over ``log T``.
+
+    Returns:
+        tuple[float, float]: ``T`` and the NLL there.
+    """
+    scale, _, loss = fit_logit_affine(
+        confidences, correct, with_bias=False, max_iter=max_iter)
+    return 1 / scale, loss
+
+
+# How a temperature is fitted, by the name tools/calibrate.py takes.
+TEMPERATURE_OBJECTIVES = ('d-ece', 'nll')
 
 
 class ScoreCalibrator:
-    """A map of detection scores, the same for every class or per class.
+    """A map of detection scores, the same for every class or per class:
+    ``fit`` it to judged detections, ``apply`` it to scores.
 
     Args:
         params (Sequence[dict | None]): One parameter dict (class-agnostic)
@@ -58,7 +180,8 @@ class ScoreCalibrator:
         """Raise ``ValueError`` for parameters that are not a valid map."""
 
     @staticmethod
-    def fit_one(scores: np.ndarray, targets: np.ndarray) -> dict:
+    def fit_one(scores: np.ndarray, targets: np.ndarray, **options) -> dict:
+        """The parameters of one map fitted to ``(scores, targets)``."""
         raise NotImplementedError
 
     @staticmethod
@@ -71,7 +194,8 @@ class ScoreCalibrator:
             labels,
             targets,
             num_classes: int,
-            classwise: bool = True) -> 'ScoreCalibrator':
+            classwise: bool = True,
+            **options) -> 'ScoreCalibrator':
         """Fit to judged detections.
 
         Args:
@@ -80,6 +204,8 @@ class ScoreCalibrator:
             targets: ``(N,)`` 0/1 outcomes or IoUs.
             num_classes (int): Classes of the detector.
             classwise (bool): One map per class. Defaults to True.
+            **options: Passed to the subclass's ``fit_one`` (the
+                temperature's ``objective`` and ``n_bins``).
         """
         scores, targets = checked_fit_data(scores, targets)
         labels = to_numpy(labels, np.int64).ravel()
@@ -89,14 +215,15 @@ class ScoreCalibrator:
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(f'labels must lie in [0, {num_classes - 1}]')
         if not classwise:
-            return cls([cls.fit_one(scores, targets)], classwise=False)
+            return cls([cls.fit_one(scores, targets, **options)],
+                       classwise=False)
         return cls([
-            cls.fit_one(scores[labels == k], targets[labels == k]) if np.any(
-                labels == k) else None for k in range(num_classes)
+            cls.fit_one(scores[labels == k], targets[labels == k], **options)
+            if np.any(labels == k) else None for k in range(num_classes)
         ],
                    classwise=True)
 
-    def __call__(self, scores, labels=None):
+    def apply(self, scores, labels=None):
         """Calibrated scores; a tensor (same dtype and device) or an array
         in, the same out. ``labels`` are needed by class-wise ones."""
         values = to_numpy(scores).ravel()
@@ -139,9 +266,20 @@ class TemperatureCalibrator(ScoreCalibrator):
         check_temperature(params['temperature'])
 
     @staticmethod
-    def fit_one(scores, targets) -> dict:
-        scale, _, _ = fit_logit_affine(scores, targets, with_bias=False)
-        return dict(temperature=1 / scale)
+    def fit_one(scores,
+                targets,
+                objective: str = 'nll',
+                n_bins: int = 10) -> dict:
+        """``T`` by ``objective``: ``'nll'`` (L-BFGS) or ``'d-ece'`` (grid
+        search on the ECE of ``n_bins`` bins)."""
+        if objective == 'nll':
+            temperature, _ = fit_temperature_nll(scores, targets)
+        elif objective == 'd-ece':
+            temperature, _ = fit_temperature_grid(scores, targets, n_bins)
+        else:
+            raise ValueError(f'objective must be one of '
+                             f'{TEMPERATURE_OBJECTIVES}, got {objective!r}')
+        return dict(temperature=temperature)
 
     @staticmethod
     def apply_one(scores, params) -> np.ndarray:

@@ -1,0 +1,3 @@
+from .detection_calibration_metric import DetectionCalibrationMetric
+
+__all__ = ['DetectionCalibrationMetric']

@@ -1,0 +1,16 @@
+"""The README's run command in pieces: the rows of a comparison
+(``rows``), the NEON tiles (``data``), one run in its worker
+(``training``), runs side by side (``runner``), all of them (``study``)
+and the tables (``tables``). ``tools/analysis/compare_losses.py`` and
+``plot_loss_comparison.py`` are their command lines."""
+from .data import CLASSES, TILE_SIZE, TILE_STRIDE, prepare_tiles
+from .rows import ONE_STAGE, Comparison
+from .study import run_comparison
+from .tables import (COLUMNS, FIT_COLUMNS, TABLE_COLUMNS, format_differences,
+                     format_table, reported)
+
+__all__ = [
+    'CLASSES', 'TILE_SIZE', 'TILE_STRIDE', 'prepare_tiles', 'Comparison',
+    'ONE_STAGE', 'run_comparison', 'COLUMNS', 'FIT_COLUMNS', 'TABLE_COLUMNS',
+    'format_table', 'format_differences', 'reported'
+]

@@ -1,0 +1,52 @@
+"""A comparison's rows over seeds, trained side by side, with a line of
+progress as each run ends; the results by row, seeds in order, the
+baseline's temperature-scaled twin as one more row."""
+import functools
+import os.path as osp
+import time
+from typing import Sequence
+
+from .rows import Comparison
+from .runner import run_in_parallel, threads_per_job
+from .tables import TABLE_COLUMNS, Results
+from .training import run_dir, run_row
+
+
+def run_comparison(comparison: Comparison, rows: Sequence[str],
+                   seeds: Sequence[int], iters: int, jobs: int,
+                   work_dir: str) -> Results:
+    """Every (row, seed) run of ``rows``, ``jobs`` at a time, logs in
+    ``work_dir/<row>/seed<S>/run.log``."""
+    tasks = [(name, seed) for seed in seeds for name in rows]
+    print(
+        f'{len(tasks)} trainings of {iters} iterations, {jobs} at a '
+        f'time on {threads_per_job(jobs)} thread(s) each; logs in '
+        f'{work_dir}/<loss>/seed<S>/run.log',
+        flush=True)
+    start, done = time.time(), []
+
+    def progress(task, run):
+        name, seed = task
+        done.append(task)
+        elapsed = (time.time() - start) / 60
+        shown = ', '.join(f'{t} {100 * run[k]:.1f}' for k, t in TABLE_COLUMNS)
+        print(
+            f'=== [{len(done)}/{len(tasks)}] {name}, seed {seed}: {shown} '
+            f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, about "
+            f'{elapsed / len(done) * (len(tasks) - len(done)):.1f} min to go',
+            flush=True)
+
+    finished = run_in_parallel(
+        functools.partial(run_row, comparison, iters, work_dir),
+        tasks,
+        jobs,
+        log_file=lambda task: osp.join(run_dir(work_dir, *task), 'run.log'),
+        describe=lambda task: f'training {task[0]} with seed {task[1]}',
+        on_done=progress)
+    results = {name: [finished[name, seed] for seed in seeds] for name in rows}
+    if comparison.baseline in results:
+        results[comparison.temperature_row] = [
+            run.pop('temperature_scaled')
+            for run in results[comparison.baseline]
+        ]
+    return results

@@ -1,0 +1,119 @@
+"""One (row, seed) run of a comparison, in its worker: the config, the
+training, the validation and training-tile metrics, and, for the
+baseline, the same predictions after temperature scaling."""
+import copy
+import os.path as osp
+import time
+
+import mmengine
+from mmengine.config import Config
+from mmengine.runner import Runner, set_random_seed
+
+from ..apis import calibrate_predictions
+from .data import annotation_file
+from .rows import Comparison
+from .tables import COLUMNS, FIT_COLUMNS, FIT_PREFIX, reported
+
+# The learning-rate schedule, rescaled to the run's length: warm-up ends by
+# the last iteration, the step comes at three quarters of it.
+WARMUP, STEP = 'LinearLR', 'MultiStepLR'
+
+
+def run_dir(work_dir: str, name: str, seed: int) -> str:
+    """Where a run's checkpoint, predictions and ``run.log`` go."""
+    return osp.join(work_dir, name, f'seed{seed}')
+
+
+def _rescale_schedule(cfg: Config, iters: int) -> None:
+    for scheduler in cfg.param_scheduler:
+        if scheduler.type == WARMUP:
+            scheduler.end = min(scheduler.end, iters)
+        elif scheduler.type == STEP:
+            scheduler.milestones = [int(iters * 0.75)]
+        else:
+            raise ValueError(f'no rule to rescale a {scheduler.type} '
+                             'to the run length')
+
+
+def build_config(comparison: Comparison, name: str, seed: int, iters: int,
+                 work_dir: str) -> Config:
+    """The config of one (row, seed) run: trains ``iters`` iterations,
+    evaluates once at the end and dumps the validation predictions to
+    ``work_dir/val.pkl``; its test loop is the training tiles,
+    unaugmented."""
+    cfg = Config.fromfile(comparison.config)
+    # merge_from_dict consumes _delete_: give it a copy of the row
+    cfg.merge_from_dict(dict(model=copy.deepcopy(comparison.rows[name])))
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'{name}_seed{seed}'
+    cfg.randomness = dict(seed=seed)
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters
+    _rescale_schedule(cfg, iters)
+    cfg.default_hooks.checkpoint.interval = iters
+    cfg.default_hooks.logger.interval = max(iters // 4, 1)
+    cfg.val_evaluator = list(cfg.val_evaluator) + [
+        dict(
+            type='DumpDetResults', out_file_path=osp.join(work_dir, 'val.pkl'))
+    ]
+    cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+    cfg.test_dataloader.dataset.ann_file = 'annotations/instances_train.json'
+    cfg.test_dataloader.dataset.data_prefix = dict(img='train/')
+    cfg.test_evaluator = dict(
+        type='CocoMetric',
+        ann_file=annotation_file(cfg.test_dataloader.dataset.data_root,
+                                 'train'),
+        metric='bbox')
+    return cfg
+
+
+def train_and_evaluate(comparison: Comparison, name: str, seed: int,
+                       iters: int, work_dir: str) -> dict:
+    """Train one (row, seed) run; its validation metrics, training-tile
+    AP50, training minutes and the path of its validation predictions."""
+    cfg = build_config(comparison, name, seed, iters, work_dir)
+    set_random_seed(seed)
+    runner = Runner.from_cfg(cfg)
+    start = time.time()
+    runner.train()
+    minutes = (time.time() - start) / 60
+    # RuntimeInfoHook keeps the last validation's metrics as 'val/<name>'.
+    validation = {
+        key[len('val/'):]: buffer.current()
+        for key, buffer in runner.message_hub.log_scalars.items()
+        if key.startswith('val/')
+    }
+    fit = runner.test()
+    metrics = {key: reported(validation, key) for key, _ in COLUMNS}
+    metrics.update({
+        key: reported(fit, key[len(FIT_PREFIX):])
+        for key, _ in FIT_COLUMNS
+    })
+    return dict(
+        metrics, minutes=minutes, predictions=osp.join(work_dir, 'val.pkl'))
+
+
+def temperature_scaled(comparison: Comparison, run: dict,
+                       work_dir: str) -> dict:
+    """A run after post-hoc temperature scaling (T fitted by D-ECE on these
+    same validation predictions: an optimistic bound). A temperature keeps
+    the order of the scores, so the training tiles' AP is the run's."""
+    report = calibrate_predictions(comparison.config,
+                                   mmengine.load(run['predictions']), work_dir)
+    after = report['after']
+    scaled = {key: after[key] for key, _ in COLUMNS}
+    scaled.update({key: run[key] for key, _ in FIT_COLUMNS})
+    return dict(
+        scaled, minutes=run['minutes'], temperature=report['temperature'])
+
+
+def run_row(comparison: Comparison, iters: int, work_dir: str, name: str,
+            seed: int) -> dict:
+    """One (row, seed) run; for the baseline, with its temperature-scaled
+    twin under ``'temperature_scaled'``."""
+    directory = run_dir(work_dir, name, seed)
+    run = train_and_evaluate(comparison, name, seed, iters, directory)
+    if name == comparison.baseline:
+        run['temperature_scaled'] = temperature_scaled(
+            comparison, run, osp.join(directory, 'calibration'))
+    return run
