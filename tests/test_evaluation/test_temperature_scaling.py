@@ -25,6 +25,11 @@ def test_temper_scores_closed_form_and_types():
     for bad in (0.0, -1.0, float('inf'), float('nan')):
         with pytest.raises(ValueError, match='temperature'):
             temper_scores(scores, bad)
+    for bad in (1.5, -0.1, float('nan')):
+        for kind in (np.array, torch.tensor):
+            with pytest.raises(
+                    ValueError, match=r'scores must lie in \[0, 1\]'):
+                temper_scores(kind([0.2, bad]), 2.0)
 
 
 @pytest.mark.parametrize('planted', [0.5, 2.0])

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.isotonic import IsotonicRegression
 
+from ...input_checks import check_values
 from .calibration import check_probabilities, ece, to_numpy
 
 # The search grid of Mukhoti et al. (and the SPEC): T = 0.1, 0.2, ..., 10.
@@ -53,10 +54,14 @@ def check_temperature(temperature: float) -> float:
 
 def temper_scores(scores, temperature: float):
     """``sigmoid(logit(scores) / T)``; a tensor (same dtype and device) or
-    an array in, the same out. Scores of exactly 0 and 1 stay put."""
+    an array in, the same out. Scores of exactly 0 and 1 stay put; a score
+    outside ``[0, 1]`` (or NaN) has no logit and is an error (on an
+    accelerator through a device-side assert, without a host sync)."""
     temperature = check_temperature(temperature)
     tensor = scores if isinstance(scores, torch.Tensor) else torch.as_tensor(
         to_numpy(scores))
+    check_values(((tensor >= 0) & (tensor <= 1)).all(),
+                 'scores must lie in [0, 1] (no NaN) to be tempered')
     # float64 so that the logit of float32 scores near 1 stays finite.
     tempered = torch.sigmoid(torch.logit(tensor.double()) / temperature)
     if isinstance(scores, torch.Tensor):
