@@ -6,10 +6,12 @@
 // dtypes, devices, sizes of the auxiliary inputs, the temperatures) and
 // makes its inputs contiguous. Values it cannot check without reading the
 // data (non-finite logits, labels outside [0, C], NaN weights) the forward
-// counts in its own pass into `status`; the CPU kernel raises on them at
-// once, the CUDA one leaves them to the caller (mmdet_lossplug.ops checks
-// `status` without a host sync). A bad label is read as background and
-// never indexes memory, in both passes.
+// counts in its own pass into `status`. A non-finite logit is no error: it
+// makes its image's expectations NaN (dr_expectation_math.h), as a training
+// loss must for AMP. Bad labels and NaN weights are: the CPU op raises on
+// them at once, the CUDA one leaves them to the caller (mmdet_lossplug.ops
+// checks `status` without a host sync). A bad label is read as background
+// and never indexes memory, in both passes.
 #include <torch/extension.h>
 #include <torch/library.h>
 
@@ -114,12 +116,10 @@ void check_stats(const at::Tensor& stats, const at::Tensor& logits) {
                     "stats must be on the device of logits");
 }
 
-// The CPU kernel's status, raised at once (reading it costs no sync).
-void raise_on_bad_values(const Inputs& in, const at::Tensor& status) {
+// The CPU kernel's bad labels and weights, raised at once (reading the
+// status costs no sync).
+void raise_on_bad_labels(const Inputs& in, const at::Tensor& status) {
   const int64_t* count = status.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(count[kNonFiniteLogits] == 0, "logits has ",
-                    count[kNonFiniteLogits], " NaN/Inf value(s) among ",
-                    in.logits.numel(), "; the loss would be NaN");
   if (count[kBadLabels] != 0) {
     const int64_t classes = in.logits.size(2);
     const int64_t* labels = in.labels.data_ptr<int64_t>();
@@ -168,7 +168,7 @@ Outputs forward_cpu_op(const at::Tensor& logits, const at::Tensor& labels,
   auto status = at::empty({kNumStatus}, labels.options());
   forward_cpu(in.logits, in.labels, in.weights, lam_pos, lam_neg, stats,
               status);
-  raise_on_bad_values(in, status);
+  raise_on_bad_labels(in, status);
   return outputs(stats, status);
 }
 

@@ -58,11 +58,11 @@ def make_inputs(batch, device, dtype, classes=80, seed=0):
 
 def build_step(impl):
     """A function (logits, labels, weights) -> scalar loss."""
-    from mmdet_lossplug.ops import dr_expectation_op, dr_expectation_reference
-    fn = dr_expectation_op if impl == 'op' else dr_expectation_reference
+    from mmdet_lossplug.ops import dr_expectation
 
     def step(x, labels, weights):
-        e_neg, e_pos = fn(x, labels, weights, LAM_POS, LAM_NEG)
+        e_neg, e_pos = dr_expectation(x, labels, weights, LAM_POS, LAM_NEG,
+                                      impl)
         return (e_neg - e_pos).sum()
 
     return step

@@ -2,7 +2,8 @@
 // of anchors of each image in parallel (at::parallel_for) and merges each
 // image's chunks in a fixed pairwise tree, so results do not depend on the
 // number of threads. Within a chunk, a first pass finds the shifts (and
-// counts bad input), a second one, over logits still in cache, sums.
+// counts bad input), a second one, over logits still in cache, sums; a
+// chunk with a non-finite logit is NaN (dr_expectation_math.h).
 //
 // The loops over the classes of one anchor keep kLanes independent partial
 // results (sums, maxima): plain fixed-length loops that GCC vectorises
@@ -120,6 +121,8 @@ ChunkResult<acc_t> chunk_sums(const acc_t* logits,
       const acc_t v = logits[i];
       status[kNonFiniteLogits] += (v - v) != acc_t(0);
     }
+    out.sums = nan_image<acc_t>();  // the image's expectations are NaN
+    return out;
   }
   acc_t max_logit = -inf;
   for (int l = 0; l < kLanes; ++l) {
