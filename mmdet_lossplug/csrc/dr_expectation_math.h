@@ -6,9 +6,10 @@
 // [0, 1] and the extreme one is exactly 1, for any lam > 0. Partial sums of
 // any split of the elements carry their own shift and merge by rescaling
 // (merge()): the two-stage reduction that keeps results deterministic
-// without atomics. Within a part the shift comes from a cheap first pass
-// over logits already in cache (sigmoid is monotone: the largest p is the
-// sigmoid of the largest logit).
+// without atomics. Within a part the CPU kernel takes the shift from a
+// cheap first pass over logits already in cache (sigmoid is monotone: the
+// largest p is the sigmoid of the largest logit); the CUDA one keeps a
+// running shift, rescaling its sums when it grows (one pass over memory).
 //
 // Only IEEE arithmetic that stays exact at the extremes: sigmoid and
 // p (1 - p) from exp(-|x|), which never overflows; exp() only of arguments

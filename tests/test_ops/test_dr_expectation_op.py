@@ -197,10 +197,14 @@ def test_op_checks_inputs():
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc')
 @pytest.mark.parametrize('arch', ['sm_75', 'sm_80', 'sm_90'])
 def test_cuda_kernel_compiles_with_plain_nvcc(arch, tmp_path):
+    """With the flags PyTorch's extension builds add (no implicit __half /
+    __nv_bfloat16 conversions)."""
+    from torch.utils.cpp_extension import COMMON_NVCC_FLAGS
     source = osp.join(ROOT, 'mmdet_lossplug', 'csrc', 'cuda',
                       'dr_expectation_cuda.cu')
     proc = subprocess.run([
-        'nvcc', '-c', '-std=c++17', f'-arch={arch}', source, '-o',
+        'nvcc', '-c', '-std=c++17', f'-arch={arch}', *COMMON_NVCC_FLAGS,
+        source, '-o',
         str(tmp_path / 'dr.o')
     ],
                           capture_output=True,
