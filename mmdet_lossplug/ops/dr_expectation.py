@@ -25,11 +25,15 @@ IMPLS = ('auto', 'op', 'reference')
 _NON_FINITE_LOGITS, _BAD_LABELS_AND_WEIGHTS = 0, slice(1, None)
 
 
+def _check_impl_name(impl: str) -> None:
+    if impl not in IMPLS:
+        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+
+
 def check_impl(impl: str) -> str:
     """``impl`` of :func:`dr_expectation`, checked when a loss is built:
     one of :data:`IMPLS`, and ``op`` only where the extension is built."""
-    if impl not in IMPLS:
-        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+    _check_impl_name(impl)
     if impl == 'op' and not HAS_EXT:
         raise RuntimeError(
             'impl="op" but mmdet_lossplug was installed without its '
@@ -81,20 +85,19 @@ def dr_expectation(logits: Tensor,
             for that device); ``reference``: the pure-PyTorch one.
             Defaults to ``auto``.
     """
-    check_impl(impl)
+    _check_impl_name(impl)
     if impl == 'reference':
-        return dr_expectation_reference(logits, labels, label_weights,
-                                        lam_pos, lam_neg)
+        return dr_expectation_reference(logits, labels, label_weights, lam_pos,
+                                        lam_neg)
     check_dr_arguments(logits, labels, label_weights, lam_pos, lam_neg)
     if _op_supports(logits):
         return _run_op(logits, labels, label_weights, lam_pos, lam_neg)
     reason = EXT_IMPORT_ERROR or 'no CUDA kernel'
     if impl == 'op':
-        raise RuntimeError(
-            'mmdet_lossplug\'s compiled op is not built for '
-            f'{logits.device.type} ({reason}); reinstall with '
-            "'pip install --no-build-isolation -e .' or use "
-            "impl='reference'")
+        raise RuntimeError('mmdet_lossplug\'s compiled op is not built for '
+                           f'{logits.device.type} ({reason}); reinstall with '
+                           "'pip install --no-build-isolation -e .' or use "
+                           "impl='reference'")
     if logits.device.type not in _warned_fallback:
         _warned_fallback.add(logits.device.type)
         warnings.warn('mmdet_lossplug: compiled DR op not used for '

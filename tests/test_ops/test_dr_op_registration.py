@@ -76,9 +76,10 @@ def test_fake_kernels_check_devices_as_the_real_ones_do():
     reject them as the CPU/CUDA kernels reject mixed devices."""
     logits, labels, weights = make_case()
     meta = torch.device('meta')
-    with pytest.raises(ValueError,
-                       match=r'labels must be on the device of logits '
-                       r'\(cpu\), got meta'):
+    with pytest.raises(
+            ValueError,
+            match=r'labels must be on the device of logits '
+            r'\(cpu\), got meta'):
         torch.ops.mmdet_lossplug.dr_expectation(logits, labels.to(meta),
                                                 weights, 1.0, 0.1)
     with pytest.raises(ValueError, match='label_weights must be on the'):
