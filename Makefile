@@ -41,6 +41,7 @@ lint: install
 	$(PY) -m flake8 mmdet_lossplug tools tests configs
 	$(PY) -m isort --check-only --diff mmdet_lossplug tools tests configs
 	$(PY) -m yapf --diff --recursive mmdet_lossplug tools tests configs
+	$(VENV)/bin/clang-format --dry-run -Werror $(CSRC)
 
 # The second environment: torch 2.14.1's CUDA 13.0 build, no mmcv/mmdet.
 # The whole extension (CUDA kernel and binding) is compiled with nvcc for

@@ -119,8 +119,8 @@ DR_HOST_DEVICE SoftmaxSums<acc_t> merge(const SoftmaxSums<acc_t>& a,
                                         acc_t sign_inv_lam) {
   if (b.sum == acc_t(0)) return a;
   if (a.sum == acc_t(0)) return b;
-  const bool a_first = sign_inv_lam > acc_t(0) ? a.shift >= b.shift
-                                               : a.shift <= b.shift;
+  const bool a_first =
+      sign_inv_lam > acc_t(0) ? a.shift >= b.shift : a.shift <= b.shift;
   const SoftmaxSums<acc_t>& top = a_first ? a : b;
   const SoftmaxSums<acc_t>& low = a_first ? b : a;
   const acc_t scale = exp_nonpositive((low.shift - top.shift) * sign_inv_lam);

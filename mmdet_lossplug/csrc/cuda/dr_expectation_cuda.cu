@@ -37,8 +37,14 @@ constexpr double kLog2e = 1.4426950408889634;
 // (background, or a label outside [0, C] read as background), or kIgnored.
 constexpr int kIgnored = -1;
 
-template <typename T> struct Acc { using type = float; };
-template <> struct Acc<double> { using type = double; };
+template <typename T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
 
 __device__ __forceinline__ float load(float x) { return x; }
 __device__ __forceinline__ double load(double x) { return x; }
@@ -75,9 +81,7 @@ __device__ __forceinline__ float exp2_nonpositive(float t) {
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(t));
   return r;
 }
-__device__ __forceinline__ double exp2_nonpositive(double t) {
-  return exp2(t);
-}
+__device__ __forceinline__ double exp2_nonpositive(double t) { return exp2(t); }
 
 // sigmoid() of dr_expectation_math.h with the reciprocal above: the forward
 // and the backward must both use this one, so that every negative's p is
@@ -94,8 +98,7 @@ __device__ __forceinline__ Sigmoid<acc_t> fast_sigmoid(acc_t x) {
 // and rescales what was summed. log2_scale = log2(e) / lam_neg.
 template <typename acc_t>
 __device__ __forceinline__ void add_negative(SoftmaxSums<acc_t>& s, acc_t p,
-                                             bool negative,
-                                             acc_t log2_scale) {
+                                             bool negative, acc_t log2_scale) {
   const acc_t above = p - s.shift;
   const acc_t t = exp2_nonpositive(-fabs(above) * log2_scale);
   const bool raise = negative && above > acc_t(0);
@@ -170,10 +173,12 @@ struct StagingResult {
 // weights, and sums the positives, whose logits it reads here (at most one
 // per anchor). Ends with a barrier.
 template <typename scalar_t, typename acc_t>
-__device__ StagingResult<acc_t> stage_codes(
-    const Chunk& chunk, const scalar_t* __restrict__ x,
-    const int64_t* __restrict__ labels, const float* __restrict__ weights,
-    unsigned int classes, acc_t inv_lam_pos, int* codes) {
+__device__ StagingResult<acc_t> stage_codes(const Chunk& chunk,
+                                            const scalar_t* __restrict__ x,
+                                            const int64_t* __restrict__ labels,
+                                            const float* __restrict__ weights,
+                                            unsigned int classes,
+                                            acc_t inv_lam_pos, int* codes) {
   StagingResult<acc_t> out{empty_sums<acc_t>(), 0u, 0u};
   for (unsigned int a = threadIdx.x; a < chunk.anchors; a += kThreads) {
     const int64_t label = labels[a];
@@ -190,8 +195,8 @@ __device__ StagingResult<acc_t> stage_codes(
     if (valid && cls < classes) {
       const acc_t p =
           fast_sigmoid(static_cast<acc_t>(load(x[a * classes + cls]))).p;
-      out.pos = merge(out.pos, SoftmaxSums<acc_t>{p, acc_t(1), p},
-                      -inv_lam_pos);
+      out.pos =
+          merge(out.pos, SoftmaxSums<acc_t>{p, acc_t(1), p}, -inv_lam_pos);
     }
   }
   __syncthreads();
@@ -215,9 +220,11 @@ __device__ __forceinline__ unsigned int unaligned_head(const scalar_t* x) {
 // offset); anchor and class step by addition, with one division per thread
 // to start (visitors that ignore them compile without).
 template <bool kStore, typename scalar_t, typename Visit>
-__device__ __forceinline__ void for_each_element(
-    const scalar_t* __restrict__ x, scalar_t* __restrict__ y, unsigned int n,
-    unsigned int classes, Visit visit) {
+__device__ __forceinline__ void for_each_element(const scalar_t* __restrict__ x,
+                                                 scalar_t* __restrict__ y,
+                                                 unsigned int n,
+                                                 unsigned int classes,
+                                                 Visit visit) {
   constexpr unsigned int kPack = kPackBytes / sizeof(scalar_t);
   if (n == 0) return;
   const bool same_alignment = !kStore || unaligned_head(x) == unaligned_head(y);
@@ -303,10 +310,10 @@ __global__ void __launch_bounds__(kThreads)
   const Chunk chunk = this_chunk(anchors, classes, per_chunk);
   const scalar_t* x = logits + chunk.first_anchor * classes;
   const unsigned int num_classes = static_cast<unsigned int>(classes);
-  const StagingResult<acc_t> staged = stage_codes(
-      chunk, x, labels + chunk.first_anchor,
-      weights ? weights + chunk.first_anchor : nullptr, num_classes,
-      inv_lam_pos, codes);
+  const StagingResult<acc_t> staged =
+      stage_codes(chunk, x, labels + chunk.first_anchor,
+                  weights ? weights + chunk.first_anchor : nullptr, num_classes,
+                  inv_lam_pos, codes);
   SoftmaxSums<acc_t> neg = empty_sums<acc_t>();
   acc_t probe = acc_t(0);
   for_each_element<false>(
@@ -318,10 +325,10 @@ __global__ void __launch_bounds__(kThreads)
                      log2_scale_neg);
         return acc_t(0);
       });
-  const ChunkPart<acc_t> part = block_reduce(
-      ChunkPart<acc_t>{ImageSums<acc_t>{neg, staged.pos}, probe,
-                       staged.bad_labels, staged.nan_weights},
-      CombineParts<acc_t>{inv_lam_pos, inv_lam_neg});
+  const ChunkPart<acc_t> part =
+      block_reduce(ChunkPart<acc_t>{ImageSums<acc_t>{neg, staged.pos}, probe,
+                                    staged.bad_labels, staged.nan_weights},
+                   CombineParts<acc_t>{inv_lam_pos, inv_lam_neg});
   if (threadIdx.x == 0) {
     const bool non_finite = part.probe != acc_t(0);
     chunk_non_finite = non_finite;
@@ -386,8 +393,8 @@ __device__ FastGradConstants<acc_t> fast(const GradConstants<acc_t>& c) {
 }
 
 template <typename acc_t>
-__device__ __forceinline__ acc_t fast_grad_element(
-    acc_t x, const FastGradConstants<acc_t>& f) {
+__device__ __forceinline__ acc_t
+fast_grad_element(acc_t x, const FastGradConstants<acc_t>& f) {
   const Sigmoid<acc_t> s = fast_sigmoid(x);
   const acc_t q = exp2_nonpositive((s.p - f.c.shift) * f.log2_scale);
   return f.c.coef * q *
@@ -415,15 +422,15 @@ __global__ void __launch_bounds__(kThreads)
   const float* w = weights ? weights + chunk.first_anchor : nullptr;
   const unsigned int num_classes = static_cast<unsigned int>(classes);
   const acc_t* image_stats = stats + blockIdx.y * kNumStats;
-  const FastGradConstants<acc_t> neg = fast(
-      neg_constants(image_stats, g_neg[blockIdx.y], inv_lam_neg));
+  const FastGradConstants<acc_t> neg =
+      fast(neg_constants(image_stats, g_neg[blockIdx.y], inv_lam_neg));
   for_each_element<true>(x, y, chunk.elements, num_classes,
                          [&](acc_t v, unsigned int, unsigned int) {
                            return fast_grad_element(v, neg);
                          });
   __syncthreads();
-  const FastGradConstants<acc_t> pos = fast(
-      pos_constants(image_stats, g_pos[blockIdx.y], inv_lam_pos));
+  const FastGradConstants<acc_t> pos =
+      fast(pos_constants(image_stats, g_pos[blockIdx.y], inv_lam_pos));
   for (unsigned int a = threadIdx.x; a < chunk.anchors; a += kThreads) {
     const unsigned int row = a * num_classes;
     if (w != nullptr && !(w[a] > 0.f)) {
@@ -459,10 +466,10 @@ size_t codes_bytes(int64_t anchors, int64_t classes) {
 
 template <typename scalar_t>
 cudaError_t forward_typed(const void* logits, const int64_t* labels,
-                          const float* weights, int64_t batch,
-                          int64_t anchors, int64_t classes, double lam_pos,
-                          double lam_neg, void* workspace, void* stats,
-                          int64_t* status, cudaStream_t stream) {
+                          const float* weights, int64_t batch, int64_t anchors,
+                          int64_t classes, double lam_pos, double lam_neg,
+                          void* workspace, void* stats, int64_t* status,
+                          cudaStream_t stream) {
   using acc_t = typename Acc<scalar_t>::type;
   if (batch == 0) return cudaSuccess;
   const dim3 grid = chunk_grid(batch, anchors, classes);
@@ -483,10 +490,9 @@ cudaError_t forward_typed(const void* logits, const int64_t* labels,
 template <typename scalar_t>
 cudaError_t backward_typed(const void* logits, const int64_t* labels,
                            const float* weights, const void* stats,
-                           const void* g_neg, const void* g_pos,
-                           int64_t batch, int64_t anchors, int64_t classes,
-                           double lam_pos, double lam_neg, void* grad,
-                           cudaStream_t stream) {
+                           const void* g_neg, const void* g_pos, int64_t batch,
+                           int64_t anchors, int64_t classes, double lam_pos,
+                           double lam_neg, void* grad, cudaStream_t stream) {
   using acc_t = typename Acc<scalar_t>::type;
   if (batch * anchors * classes == 0) return cudaSuccess;
   grad_kernel<scalar_t, acc_t>
@@ -501,39 +507,41 @@ cudaError_t backward_typed(const void* logits, const int64_t* labels,
 
 }  // namespace
 
-size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch,
-                                    int64_t anchors, int64_t classes) {
-  const size_t per_chunk = dtype == DType::kFloat64
-                               ? sizeof(ImageSums<double>)
-                               : sizeof(ImageSums<float>);
+size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch, int64_t anchors,
+                                    int64_t classes) {
+  const size_t per_chunk = dtype == DType::kFloat64 ? sizeof(ImageSums<double>)
+                                                    : sizeof(ImageSums<float>);
   return per_chunk * (size_t)batch *
          (size_t)num_chunks(anchors, anchors_per_chunk(classes));
 }
 
-#define DR_DISPATCH(dtype, FN, ...)                               \
-  switch (dtype) {                                                \
-    case DType::kFloat32: return FN<float>(__VA_ARGS__);          \
-    case DType::kFloat64: return FN<double>(__VA_ARGS__);         \
-    case DType::kFloat16: return FN<__half>(__VA_ARGS__);         \
-    case DType::kBFloat16: return FN<__nv_bfloat16>(__VA_ARGS__); \
-  }                                                               \
+#define DR_DISPATCH(dtype, FN, ...)          \
+  switch (dtype) {                           \
+    case DType::kFloat32:                    \
+      return FN<float>(__VA_ARGS__);         \
+    case DType::kFloat64:                    \
+      return FN<double>(__VA_ARGS__);        \
+    case DType::kFloat16:                    \
+      return FN<__half>(__VA_ARGS__);        \
+    case DType::kBFloat16:                   \
+      return FN<__nv_bfloat16>(__VA_ARGS__); \
+  }                                          \
   return cudaErrorInvalidValue;
 
-cudaError_t forward_cuda(DType dtype, const void* logits,
-                         const int64_t* labels, const float* weights,
-                         int64_t batch, int64_t anchors, int64_t classes,
-                         double lam_pos, double lam_neg, void* workspace,
-                         void* stats, int64_t* status, cudaStream_t stream) {
-  DR_DISPATCH(dtype, forward_typed, logits, labels, weights, batch, anchors,
-              classes, lam_pos, lam_neg, workspace, stats, status, stream)
-}
+cudaError_t forward_cuda(DType dtype, const void* logits, const int64_t* labels,
+                         const float* weights, int64_t batch, int64_t anchors,
+                         int64_t classes, double lam_pos, double lam_neg,
+                         void* workspace, void* stats, int64_t* status,
+                         cudaStream_t stream){
+    DR_DISPATCH(dtype, forward_typed, logits, labels, weights, batch, anchors,
+                classes, lam_pos, lam_neg, workspace, stats, status, stream)}
 
-cudaError_t backward_cuda(DType dtype, const void* logits,
-                          const int64_t* labels, const float* weights,
-                          const void* stats, const void* g_neg,
-                          const void* g_pos, int64_t batch, int64_t anchors,
-                          int64_t classes, double lam_pos, double lam_neg,
-                          void* grad, cudaStream_t stream) {
+cudaError_t
+    backward_cuda(DType dtype, const void* logits, const int64_t* labels,
+                  const float* weights, const void* stats, const void* g_neg,
+                  const void* g_pos, int64_t batch, int64_t anchors,
+                  int64_t classes, double lam_pos, double lam_neg, void* grad,
+                  cudaStream_t stream) {
   DR_DISPATCH(dtype, backward_typed, logits, labels, weights, stats, g_neg,
               g_pos, batch, anchors, classes, lam_pos, lam_neg, grad, stream)
 }
