@@ -44,7 +44,7 @@ lint: install
 	$(PY) -m yapf --diff --recursive mmdet_lossplug tools tests configs
 	$(VENV)/bin/clang-format --dry-run -Werror $(CSRC)
 
-# The second environment: torch 2.14.1's CUDA 13.0 build, no mmcv/mmdet.
+# The second environment: torch 2.15.0's CUDA build, no mmcv/mmdet.
 # The whole extension (CUDA kernel and binding) is compiled with nvcc for
 # sm_80 and sm_90 and the op's tests run on the CPU against it: every test
 # run proves that the CUDA binding compiles and the op works on a second
