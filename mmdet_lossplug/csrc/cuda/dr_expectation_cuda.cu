@@ -101,12 +101,12 @@ __device__ __forceinline__ void add_negative(SoftmaxSums<acc_t>& s, acc_t p,
                                              bool negative, acc_t log2_scale) {
   const acc_t above = p - s.shift;
   const acc_t t = exp2_nonpositive(-fabs(above) * log2_scale);
-  const bool raise = negative && above > acc_t(0);
-  const acc_t old_scale = raise ? t : acc_t(1);
-  const acc_t weight = raise ? acc_t(1) : (negative ? t : acc_t(0));
+  const bool grows = negative && above > acc_t(0);
+  const acc_t old_scale = grows ? t : acc_t(1);
+  const acc_t weight = grows ? acc_t(1) : (negative ? t : acc_t(0));
   s.sum = fma(s.sum, old_scale, weight);
   s.dot = fma(s.dot, old_scale, weight * p);
-  s.shift = raise ? p : s.shift;
+  s.shift = grows ? p : s.shift;
 }
 
 // A value of any trivially copyable type across a warp, 32 bits at a time.
@@ -380,17 +380,13 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // grad_element() of dr_expectation_math.h with fast_sigmoid and exp2;
-// log2_scale = sign_inv_lam * log2(e).
+// log2_scale = sign_inv_lam * log2(e), the forward's constant (rounded
+// once from float64 on the host), so that q is the forward's weight.
 template <typename acc_t>
 struct FastGradConstants {
   GradConstants<acc_t> c;
   acc_t log2_scale;
 };
-
-template <typename acc_t>
-__device__ FastGradConstants<acc_t> fast(const GradConstants<acc_t>& c) {
-  return FastGradConstants<acc_t>{c, c.sign_inv_lam * acc_t(kLog2e)};
-}
 
 template <typename acc_t>
 __device__ __forceinline__ acc_t
@@ -414,7 +410,8 @@ __global__ void __launch_bounds__(kThreads)
                 const acc_t* __restrict__ g_neg,
                 const acc_t* __restrict__ g_pos, int64_t anchors,
                 int64_t classes, int64_t per_chunk, acc_t inv_lam_pos,
-                acc_t inv_lam_neg, scalar_t* __restrict__ grad) {
+                acc_t inv_lam_neg, acc_t log2_scale_pos, acc_t log2_scale_neg,
+                scalar_t* __restrict__ grad) {
   const Chunk chunk = this_chunk(anchors, classes, per_chunk);
   const scalar_t* x = logits + chunk.first_anchor * classes;
   scalar_t* y = grad + chunk.first_anchor * classes;
@@ -422,15 +419,17 @@ __global__ void __launch_bounds__(kThreads)
   const float* w = weights ? weights + chunk.first_anchor : nullptr;
   const unsigned int num_classes = static_cast<unsigned int>(classes);
   const acc_t* image_stats = stats + blockIdx.y * kNumStats;
-  const FastGradConstants<acc_t> neg =
-      fast(neg_constants(image_stats, g_neg[blockIdx.y], inv_lam_neg));
+  const FastGradConstants<acc_t> neg = FastGradConstants<acc_t>{
+      neg_constants(image_stats, g_neg[blockIdx.y], inv_lam_neg),
+      log2_scale_neg};
   for_each_element<true>(x, y, chunk.elements, num_classes,
                          [&](acc_t v, unsigned int, unsigned int) {
                            return fast_grad_element(v, neg);
                          });
   __syncthreads();
-  const FastGradConstants<acc_t> pos =
-      fast(pos_constants(image_stats, g_pos[blockIdx.y], inv_lam_pos));
+  const FastGradConstants<acc_t> pos = FastGradConstants<acc_t>{
+      pos_constants(image_stats, g_pos[blockIdx.y], inv_lam_pos),
+      log2_scale_pos};
   for (unsigned int a = threadIdx.x; a < chunk.anchors; a += kThreads) {
     const unsigned int row = a * num_classes;
     if (w != nullptr && !(w[a] > 0.f)) {
@@ -501,7 +500,8 @@ cudaError_t backward_typed(const void* logits, const int64_t* labels,
           static_cast<const acc_t*>(stats), static_cast<const acc_t*>(g_neg),
           static_cast<const acc_t*>(g_pos), anchors, classes,
           anchors_per_chunk(classes), acc_t(1.0 / lam_pos),
-          acc_t(1.0 / lam_neg), static_cast<scalar_t*>(grad));
+          acc_t(1.0 / lam_neg), -acc_t(kLog2e / lam_pos),
+          acc_t(kLog2e / lam_neg), static_cast<scalar_t*>(grad));
   return cudaGetLastError();
 }
 
