@@ -11,7 +11,7 @@ import torch
 from torch.library import opcheck
 
 from mmdet_lossplug.ops import HAS_EXT, dr_expectation
-from ..conftest import ROOT
+from ..conftest import DEVICES, ROOT
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')
@@ -26,17 +26,18 @@ def make_case(dtype=torch.float32, batch=2, anchors=40, classes=5, seed=0):
     return logits, labels, weights
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype',
                          [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize('with_weights', [True, False])
-def test_opcheck(dtype, with_weights):
-    logits, labels, weights = make_case(dtype)
+def test_opcheck(device, dtype, with_weights):
+    logits, labels, weights = (t.to(device) for t in make_case(dtype))
     weights = weights if with_weights else None
     opcheck(torch.ops.mmdet_lossplug.dr_expectation.default,
             (logits.requires_grad_(), labels, weights, 1.0, 0.1))
     _, _, stats, _ = torch.ops.mmdet_lossplug.dr_expectation(
         logits, labels, weights, 1.0, 0.1)
-    g_neg, g_pos = torch.randn(2, 2, dtype=stats.dtype)
+    g_neg, g_pos = torch.randn(2, 2, dtype=stats.dtype, device=device)
     opcheck(
         torch.ops.mmdet_lossplug.dr_expectation_backward.default,
         (g_neg, g_pos, logits.detach(), labels, weights, stats, 1.0, 0.1),
