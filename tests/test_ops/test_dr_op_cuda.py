@@ -3,8 +3,12 @@ on the CPU (skipped without a GPU; run by the GPU command's step a):
 more than 256 chunks per image (the per-thread serial merge of
 image_stats_kernel), C >= 4097 (one anchor per chunk), empty shapes,
 logits at an odd offset (scalar head/tail, and the backward's scalar
-fallback), a side stream, bitwise repeatability and RetinaNet's scale."""
+fallback), a side stream, bitwise repeatability, RetinaNet's scale, and
+bad labels as device asserts."""
 import math
+import os
+import subprocess
+import sys
 from functools import partial
 
 import pytest
@@ -12,6 +16,7 @@ import torch
 
 from mmdet_lossplug.ops import (HAS_EXT, dr_expectation,
                                 dr_expectation_reference)
+from ..conftest import ROOT
 
 pytestmark = pytest.mark.skipif(
     not (HAS_EXT and torch.cuda.is_available()), reason='needs a GPU')
@@ -159,3 +164,33 @@ def test_cuda_op_equals_cpu_op():
     cuda = expectations_and_grad(logits.cuda(), labels.cuda(), weights.cuda())
     for a, b in zip(cpu, cuda):
         torch.testing.assert_close(a, b.cpu(), **TOL[torch.float32])
+
+
+def test_cuda_bad_label_is_a_device_assert_or_eager_error():
+    """A label outside [0, C] is an error on CUDA too: a device-side assert
+    at the next sync (in a subprocess: it ends the CUDA context), or, with
+    MMDET_LOSSPLUG_EAGER_CHECKS=1, a ValueError at once."""
+    code = ('import torch\n'
+            'from mmdet_lossplug.ops import dr_expectation\n'
+            'x = torch.randn(2, 50, 4, device="cuda")\n'
+            'labels = torch.full((2, 50), 4, device="cuda")\n'
+            'labels[1, 3] = 9\n'
+            'e_neg, _ = dr_expectation(x, labels, None, 1.0, 0.1, "op")\n'
+            'torch.cuda.synchronize()\n')
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop('MMDET_LOSSPLUG_EAGER_CHECKS', None)
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode != 0 and 'assert' in proc.stderr, proc.stderr
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=ROOT,
+                          env=dict(env, MMDET_LOSSPLUG_EAGER_CHECKS='1'),
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert 'ValueError: dr_expectation: a label outside [0, 4]' in \
+        proc.stderr, proc.stderr
