@@ -1,13 +1,10 @@
 """The DR expectation's argument checks, shared by the op's entry point and
-the reference: on the host (shapes, dtypes, devices, temperatures: free),
-and the eager debugging check of non-finite logits."""
+the reference: on the host (shapes, dtypes, devices, temperatures: free)."""
 import math
 from typing import Optional
 
 import torch
 from torch import Tensor
-
-from .. import input_checks
 
 LOGIT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # The smallest temperature either implementation can take: both scale
@@ -58,21 +55,3 @@ def check_dr_arguments(logits: Tensor, labels: Tensor,
             raise ValueError(f'{name} must be a finite number >= '
                              f'{MIN_LAMBDA_FLOAT32:.3g} (1/{name} a finite '
                              f'float32), got {lam}')
-
-
-def raise_on_non_finite_logits_if_eager(logits: Tensor,
-                                        count: Optional[Tensor] = None):
-    """Non-finite logits are no error (they make the loss NaN, which AMP's
-    GradScaler skips); with ``MMDET_LOSSPLUG_EAGER_CHECKS=1`` they raise at
-    once, with their number (``count`` where the op counted them; a host
-    sync: for debugging only)."""
-    # The flag that input_checks.set_eager_checks sets.
-    if not input_checks._eager_checks:
-        return
-    if count is None:
-        count = (~torch.isfinite(logits)).sum()
-    count = int(count)
-    if count:
-        raise ValueError(
-            f'logits has {count} NaN/Inf value(s) among {logits.numel()}; '
-            'the loss is NaN (MMDET_LOSSPLUG_EAGER_CHECKS=1)')

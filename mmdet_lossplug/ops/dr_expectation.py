@@ -15,14 +15,15 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..input_checks import check_values
-from ._arguments import check_dr_arguments, raise_on_non_finite_logits_if_eager
+from ..input_checks import check_scores_finite, check_values
+from ._arguments import check_dr_arguments
 from ._registration import EXT_IMPORT_ERROR, HAS_CUDA_KERNEL, HAS_EXT
 from .reference import dr_expectation_reference
 
 IMPLS = ('auto', 'op', 'reference')
-# Indices into the op's status (the extension's STATUS_* constants).
-_NON_FINITE_LOGITS, _BAD_LABELS_AND_WEIGHTS = 0, slice(1, None)
+# The op's status counts non-finite logits, bad labels, NaN weights (the
+# extension's STATUS_* constants): the last two are errors.
+_BAD_LABELS_AND_WEIGHTS = slice(1, None)
 
 
 def _check_impl_name(impl: str) -> None:
@@ -60,7 +61,7 @@ def _run_op(logits: Tensor, labels: Tensor, label_weights: Optional[Tensor],
             f'dr_expectation: a label outside [0, {logits.size(-1)}] or a '
             'NaN label weight (the CPU op, or MMDET_LOSSPLUG_EAGER_CHECKS=1 '
             'and status, say which)')
-    raise_on_non_finite_logits_if_eager(logits, status[_NON_FINITE_LOGITS])
+    check_scores_finite(logits, 'logits')  # under eager checks only
     return e_neg, e_pos
 
 

@@ -25,9 +25,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..input_checks import check_values
+from ..input_checks import check_scores_finite, check_values
 from ..precision import upcast_low_precision
-from ._arguments import check_dr_arguments, raise_on_non_finite_logits_if_eager
+from ._arguments import check_dr_arguments
 
 
 def _masked_softmax_expectation(scores: Tensor, prob: Tensor, mask: Tensor,
@@ -75,7 +75,7 @@ def dr_expectation_reference(logits: Tensor, labels: Tensor,
         check_values(~label_weights.isnan().any(),
                      'label_weights has NaN value(s)')
     logits = upcast_low_precision(logits)
-    raise_on_non_finite_logits_if_eager(logits)
+    check_scores_finite(logits, 'logits')  # under eager checks only
     # 0 for an image of finite logits, NaN for one with a NaN or +-inf.
     nan_if_non_finite = (logits * 0).sum(dim=(1, 2))
     prob = logits.sigmoid()
