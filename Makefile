@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 CSRC := $(wildcard mmdet_lossplug/csrc/*.* mmdet_lossplug/csrc/*/*.*)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all install run test lint cuda-build gpu-bundle test-gpu
+.PHONY: all install run test lint cuda-build gpu-bundle gpu-step-a gpu-step-b \
+    test-gpu
 
 all: run
 
@@ -41,8 +42,9 @@ lint: install
 	$(PY) -m flake8 mmdet_lossplug tools tests configs
 	$(PY) -m isort --check-only --diff mmdet_lossplug tools tests configs
 	$(PY) -m yapf --diff --recursive mmdet_lossplug tools tests configs
+	$(VENV)/bin/clang-format --dry-run -Werror $(CSRC)
 
-# The second environment: torch 2.14.1's CUDA 13.0 build, no mmcv/mmdet.
+# The second environment: torch 2.15.0's CUDA build, no mmcv/mmdet.
 # The whole extension (CUDA kernel and binding) is compiled with nvcc for
 # sm_80 and sm_90 and the op's tests run on the CPU against it: every test
 # run proves that the CUDA binding compiles and the op works on a second
@@ -98,17 +100,19 @@ cuda-build: $(CUDA_BUILT)
 test: install lint cuda-build
 	$(PY) -m pytest tests
 
-# A GPU machine with a CUDA PyTorch but no network and no mmcv/mmdet:
+# A GPU machine with a CUDA PyTorch but no network and no mmcv/mmdet, such
+# as the device machine (10 minutes a command; docs/gpu.md):
 #   here:  make gpu-bundle   (wheels + mmcv's sdist into .gpu-bundle/)
-#   there: make test-gpu     (the bundle copied beside; mmcv compiled with
-#          CUDA, about 10 minutes on 16 cores, kept in .gpu-site/; then
-#          the suite, the benchmarks and docs/gpu-report-DATE.md)
+#   there: make gpu-step-a   (the op: build, CUDA tests, sanitizers, ncu,
+#          benchmark; starts mmcv's build for b in the background)
+#          make gpu-step-b   (mmcv, the whole suite, the RetinaNet
+#          iteration benchmark), at once after a on the same machine
+#   or:    make test-gpu     (both, where one command may run longer)
+# Each step writes its logs and its report under $(GPU_OUT) as it goes.
 GPU_BUNDLE := .gpu-bundle
-GPU_SITE := .gpu-site
 GPU_PYTHON ?= python3
 GPU_PYTHON_VERSION ?= 3.12
-GPU_REPORT ?= docs/gpu-report-$(shell date -u +%F).md
-GPU_ENV = PYTHONPATH=$(CURDIR):$(CURDIR)/$(GPU_SITE)
+GPU_OUT ?= $(or $(OUT),gpu-out)
 
 # mmcv's sdist: pip prepares its metadata, which imports torch (.venv's).
 gpu-bundle: install
@@ -120,24 +124,12 @@ gpu-bundle: install
 	$(PY) -m pip download --no-deps --no-binary=:all: --no-build-isolation \
 	    -d $(GPU_BUNDLE) -c requirements/constraints.txt mmcv
 
-$(GPU_SITE)/.installed: requirements/gpu-bundle.txt requirements/constraints.txt
-	@test -d $(GPU_BUNDLE) || { echo "test-gpu: no $(GPU_BUNDLE)/: run \
-	    'make gpu-bundle' where there is a network and copy it here" >&2; \
-	    exit 1; }
-	rm -rf $(GPU_SITE)
-	$(GPU_PYTHON) -m pip install --no-index --no-deps --target $(GPU_SITE) \
-	    $(GPU_BUNDLE)/*.whl
-	$(GPU_ENV) MMCV_WITH_OPS=1 FORCE_CUDA=1 MAX_JOBS=$${MAX_JOBS:-13} \
-	    $(GPU_PYTHON) -m pip install --no-index --no-deps \
-	    --no-build-isolation --target $(GPU_SITE) $(GPU_BUNDLE)/mmcv-*.tar.gz
-	touch $@
+gpu-step-a:
+	OUT=$(GPU_OUT) tools/gpu/step_a_op.sh $(GPU_PYTHON)
 
-# Our extension in place, with CUDA for this machine's GPU; egg_info gives
-# the package's metadata (tests/test_packaging.py reads it).
-test-gpu: $(GPU_SITE)/.installed
-	$(GPU_ENV) CPATH=$(call wheel_cuda_includes,$(GPU_PYTHON)) FORCE_CUDA=1 \
-	    MAX_JOBS=$${MAX_JOBS:-13} $(GPU_PYTHON) setup.py build_ext --inplace
-	MMDET_LOSSPLUG_WITH_OPS=0 $(GPU_PYTHON) setup.py -q egg_info
-	$(GPU_ENV) $(GPU_PYTHON) -c 'import mmcv.ops, mmdet_lossplug._ext as e; \
-	    assert e.has_cuda(), "_ext has no CUDA kernel"'
-	$(GPU_ENV) tools/gpu/run_gpu_checks.sh $(GPU_PYTHON) $(GPU_REPORT)
+gpu-step-b:
+	OUT=$(GPU_OUT) tools/gpu/step_b_suite.sh $(GPU_PYTHON)
+
+test-gpu:
+	OUT=$(GPU_OUT) tools/gpu/step_a_op.sh $(GPU_PYTHON); a=$$?; \
+	OUT=$(GPU_OUT) tools/gpu/step_b_suite.sh $(GPU_PYTHON) && exit $$a

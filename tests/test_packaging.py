@@ -26,7 +26,7 @@ def test_stack_is_declared_as_ranges(install_requires):
 @pytest.mark.parametrize(
     'name, versions',
     [
-        ('torch', ['2.1.0', '2.1.2', '2.6.0', '2.13.0', '2.14.1']),
+        ('torch', ['2.1.0', '2.1.2', '2.6.0', '2.13.0', '2.14.1', '2.15.0']),
         ('mmcv', ['2.1.0']),  # the common stack: torch 2.1 + mmcv 2.1 ...
         ('mmdet', ['3.3.0']),
         ('mmengine', ['0.10.4', '0.10.7']),

@@ -6,23 +6,26 @@
 // dtypes, devices, sizes of the auxiliary inputs, the temperatures) and
 // makes its inputs contiguous. Values it cannot check without reading the
 // data (non-finite logits, labels outside [0, C], NaN weights) the forward
-// counts in its own pass into `status`; the CPU kernel raises on them at
-// once, the CUDA one leaves them to the caller (mmdet_lossplug.ops checks
-// `status` without a host sync). A bad label is read as background and
-// never indexes memory, in both passes.
+// counts in its own pass into `status`. A non-finite logit is no error: it
+// makes its image's expectations NaN (dr_expectation_math.h), as a training
+// loss must for AMP. Bad labels and NaN weights are: the CPU op raises on
+// them at once, the CUDA one leaves them to the caller (mmdet_lossplug.ops
+// checks `status` without a host sync). A bad label is read as background
+// and never indexes memory, in both passes.
 #include <torch/extension.h>
 #include <torch/library.h>
 
 #include <cfloat>
 #include <cmath>
 #include <mutex>
+#include <utility>
 
 #include "cpu/dr_expectation_cpu.h"
 #include "dr_expectation_math.h"
 
 #ifdef WITH_CUDA
-#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "cuda/dr_expectation_cuda.h"
 #endif
@@ -38,8 +41,8 @@ at::ScalarType acc_type(const at::Tensor& logits) {
 // score in the kernels).
 void check_lambda(double lam, const char* name) {
   TORCH_CHECK_VALUE(std::isfinite(lam) && lam >= 1.0 / FLT_MAX, name,
-                    " must be a finite number >= ", 1.0 / FLT_MAX,
-                    " (1/", name, " a finite float32), got ", lam);
+                    " must be a finite number >= ", 1.0 / FLT_MAX, " (1/", name,
+                    " a finite float32), got ", lam);
 }
 
 struct Inputs {
@@ -48,15 +51,16 @@ struct Inputs {
 };
 
 Inputs checked_inputs(const at::Tensor& logits, const at::Tensor& labels,
-                      const c10::optional<at::Tensor>& weights,
-                      double lam_pos, double lam_neg) {
+                      const c10::optional<at::Tensor>& weights, double lam_pos,
+                      double lam_neg) {
   TORCH_CHECK_VALUE(logits.dim() == 3, "logits must be (B, A, C), got ",
                     logits.sizes());
   const auto dtype = logits.scalar_type();
   TORCH_CHECK_TYPE(dtype == at::kFloat || dtype == at::kDouble ||
                        dtype == at::kHalf || dtype == at::kBFloat16,
                    "logits must be float32, float64, float16 or bfloat16, "
-                   "got ", dtype);
+                   "got ",
+                   dtype);
   TORCH_CHECK_TYPE(labels.scalar_type() == at::kLong,
                    "labels must be int64, got ", labels.scalar_type());
   TORCH_CHECK_VALUE(labels.dim() == 2 && labels.size(0) == logits.size(0) &&
@@ -64,8 +68,8 @@ Inputs checked_inputs(const at::Tensor& logits, const at::Tensor& labels,
                     "labels must be (B, A) = ", logits.sizes().slice(0, 2),
                     ", got ", labels.sizes());
   TORCH_CHECK_VALUE(labels.device() == logits.device(),
-                    "labels must be on the device of logits (",
-                    logits.device(), "), got ", labels.device());
+                    "labels must be on the device of logits (", logits.device(),
+                    "), got ", labels.device());
   if (weights) {
     TORCH_CHECK_TYPE(weights->scalar_type() == at::kFloat,
                      "label_weights must be float32, got ",
@@ -80,8 +84,8 @@ Inputs checked_inputs(const at::Tensor& logits, const at::Tensor& labels,
   check_lambda(lam_pos, "lam_pos");
   check_lambda(lam_neg, "lam_neg");
   // Labels are compared with C in int64, and C in int32 on the CPU.
-  TORCH_CHECK_VALUE(logits.size(2) < INT32_MAX, "too many classes: ",
-                    logits.size(2));
+  TORCH_CHECK_VALUE(logits.size(2) < INT32_MAX,
+                    "too many classes: ", logits.size(2));
   return Inputs{logits.contiguous(), labels.contiguous(),
                 weights ? c10::optional<at::Tensor>(weights->contiguous())
                         : c10::nullopt};
@@ -94,17 +98,16 @@ at::Tensor checked_grad_factor(const at::Tensor& g, const char* name,
   TORCH_CHECK_TYPE(at::isFloatingType(g.scalar_type()), name,
                    " must be floating point, got ", g.scalar_type());
   TORCH_CHECK_VALUE(g.dim() == 1 && g.size(0) == logits.size(0), name,
-                    " must be (B,) = (", logits.size(0), ",), got ",
-                    g.sizes());
+                    " must be (B,) = (", logits.size(0), ",), got ", g.sizes());
   TORCH_CHECK_VALUE(g.device() == logits.device(), name,
                     " must be on the device of logits");
   return g.to(acc_type(logits)).contiguous();
 }
 
 void check_stats(const at::Tensor& stats, const at::Tensor& logits) {
-  TORCH_CHECK_TYPE(stats.scalar_type() == acc_type(logits),
-                   "stats must be ", acc_type(logits),
-                   " (the forward's), got ", stats.scalar_type());
+  TORCH_CHECK_TYPE(stats.scalar_type() == acc_type(logits), "stats must be ",
+                   acc_type(logits), " (the forward's), got ",
+                   stats.scalar_type());
   TORCH_CHECK_VALUE(stats.dim() == 2 && stats.size(0) == logits.size(0) &&
                         stats.size(1) == kNumStats,
                     "stats must be (B, ", int(kNumStats), ") = (",
@@ -114,12 +117,31 @@ void check_stats(const at::Tensor& stats, const at::Tensor& logits) {
                     "stats must be on the device of logits");
 }
 
-// The CPU kernel's status, raised at once (reading it costs no sync).
-void raise_on_bad_values(const Inputs& in, const at::Tensor& status) {
+// The backward's inputs, checked (as the forward's, plus the statistics
+// and the per-image factors) and contiguous: one helper for both devices.
+struct BackwardInputs {
+  Inputs in;
+  at::Tensor stats, g_neg, g_pos;
+};
+
+BackwardInputs checked_backward_inputs(const at::Tensor& grad_e_neg,
+                                       const at::Tensor& grad_e_pos,
+                                       const at::Tensor& logits,
+                                       const at::Tensor& labels,
+                                       const c10::optional<at::Tensor>& weights,
+                                       const at::Tensor& stats, double lam_pos,
+                                       double lam_neg) {
+  Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
+  check_stats(stats, logits);
+  return BackwardInputs{std::move(in), stats.contiguous(),
+                        checked_grad_factor(grad_e_neg, "grad_e_neg", logits),
+                        checked_grad_factor(grad_e_pos, "grad_e_pos", logits)};
+}
+
+// The CPU kernel's bad labels and weights, raised at once (reading the
+// status costs no sync).
+void raise_on_bad_labels(const Inputs& in, const at::Tensor& status) {
   const int64_t* count = status.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(count[kNonFiniteLogits] == 0, "logits has ",
-                    count[kNonFiniteLogits], " NaN/Inf value(s) among ",
-                    in.logits.numel(), "; the loss would be NaN");
   if (count[kBadLabels] != 0) {
     const int64_t classes = in.logits.size(2);
     const int64_t* labels = in.labels.data_ptr<int64_t>();
@@ -155,20 +177,20 @@ at::Tensor reused_cpu_grad(const at::Tensor& like) {
 using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 Outputs outputs(const at::Tensor& stats, const at::Tensor& status) {
-  return {stats.select(1, kENeg).clone(), stats.select(1, kEPos).clone(),
-          stats, status};
+  return {stats.select(1, kENeg).clone(), stats.select(1, kEPos).clone(), stats,
+          status};
 }
 
 Outputs forward_cpu_op(const at::Tensor& logits, const at::Tensor& labels,
-                       const c10::optional<at::Tensor>& weights,
-                       double lam_pos, double lam_neg) {
+                       const c10::optional<at::Tensor>& weights, double lam_pos,
+                       double lam_neg) {
   const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
   auto stats = at::empty({logits.size(0), kNumStats},
                          logits.options().dtype(acc_type(logits)));
   auto status = at::empty({kNumStatus}, labels.options());
   forward_cpu(in.logits, in.labels, in.weights, lam_pos, lam_neg, stats,
               status);
-  raise_on_bad_values(in, status);
+  raise_on_bad_labels(in, status);
   return outputs(stats, status);
 }
 
@@ -178,25 +200,28 @@ at::Tensor backward_cpu_op(const at::Tensor& grad_e_neg,
                            const c10::optional<at::Tensor>& weights,
                            const at::Tensor& stats, double lam_pos,
                            double lam_neg) {
-  const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
-  check_stats(stats, logits);
-  const auto g_neg = checked_grad_factor(grad_e_neg, "grad_e_neg", logits);
-  const auto g_pos = checked_grad_factor(grad_e_pos, "grad_e_pos", logits);
-  auto grad = reused_cpu_grad(in.logits);
-  backward_cpu(in.logits, in.labels, in.weights, stats.contiguous(), g_neg,
-               g_pos, lam_pos, lam_neg, grad);
+  const BackwardInputs b = checked_backward_inputs(
+      grad_e_neg, grad_e_pos, logits, labels, weights, stats, lam_pos, lam_neg);
+  auto grad = reused_cpu_grad(b.in.logits);
+  backward_cpu(b.in.logits, b.in.labels, b.in.weights, b.stats, b.g_neg,
+               b.g_pos, lam_pos, lam_neg, grad);
   return grad;
 }
 
 #ifdef WITH_CUDA
 DType cuda_dtype(const at::Tensor& logits) {
   switch (logits.scalar_type()) {
-    case at::kFloat: return DType::kFloat32;
-    case at::kDouble: return DType::kFloat64;
-    case at::kHalf: return DType::kFloat16;
-    case at::kBFloat16: return DType::kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "unsupported logits dtype ",
-                              logits.scalar_type());
+    case at::kFloat:
+      return DType::kFloat32;
+    case at::kDouble:
+      return DType::kFloat64;
+    case at::kHalf:
+      return DType::kFloat16;
+    case at::kBFloat16:
+      return DType::kBFloat16;
+    default:
+      TORCH_CHECK_TYPE(false, "unsupported logits dtype ",
+                       logits.scalar_type());
   }
 }
 
@@ -220,44 +245,39 @@ Outputs forward_cuda_op(const at::Tensor& logits, const at::Tensor& labels,
                          logits.options().dtype(acc_type(logits)));
   auto status = at::zeros({kNumStatus}, labels.options());
   const DType dtype = cuda_dtype(logits);
-  auto workspace = at::empty(
-      {(int64_t)forward_workspace_bytes_cuda(dtype, logits.size(0),
-                                             logits.size(1), logits.size(2))},
-      logits.options().dtype(at::kByte));
+  auto workspace =
+      at::empty({(int64_t)forward_workspace_bytes_cuda(
+                    dtype, logits.size(0), logits.size(1), logits.size(2))},
+                logits.options().dtype(at::kByte));
   const cudaError_t err = forward_cuda(
       dtype, in.logits.data_ptr(), in.labels.data_ptr<int64_t>(),
-      weights_ptr(in.weights), logits.size(0), logits.size(1),
-      logits.size(2), lam_pos, lam_neg, workspace.data_ptr(),
-      stats.data_ptr(), status.data_ptr<int64_t>(),
-      c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "dr_expectation forward: ",
-              cudaGetErrorString(err));
+      weights_ptr(in.weights), logits.size(0), logits.size(1), logits.size(2),
+      lam_pos, lam_neg, workspace.data_ptr(), stats.data_ptr(),
+      status.data_ptr<int64_t>(), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess,
+              "dr_expectation forward: ", cudaGetErrorString(err));
   return outputs(stats, status);
 }
 
 at::Tensor backward_cuda_op(const at::Tensor& grad_e_neg,
                             const at::Tensor& grad_e_pos,
-                            const at::Tensor& logits,
-                            const at::Tensor& labels,
+                            const at::Tensor& logits, const at::Tensor& labels,
                             const c10::optional<at::Tensor>& weights,
                             const at::Tensor& stats, double lam_pos,
                             double lam_neg) {
-  const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
-  check_stats(stats, logits);
-  const auto g_neg = checked_grad_factor(grad_e_neg, "grad_e_neg", logits);
-  const auto g_pos = checked_grad_factor(grad_e_pos, "grad_e_pos", logits);
+  const BackwardInputs b = checked_backward_inputs(
+      grad_e_neg, grad_e_pos, logits, labels, weights, stats, lam_pos, lam_neg);
   check_cuda_batch(logits);
   const c10::cuda::CUDAGuard guard(logits.device());
-  const auto stats_c = stats.contiguous();
-  auto grad = at::empty_like(in.logits);
+  auto grad = at::empty_like(b.in.logits);
   const cudaError_t err = backward_cuda(
-      cuda_dtype(logits), in.logits.data_ptr(),
-      in.labels.data_ptr<int64_t>(), weights_ptr(in.weights),
-      stats_c.data_ptr(), g_neg.data_ptr(), g_pos.data_ptr(), logits.size(0),
-      logits.size(1), logits.size(2), lam_pos, lam_neg, grad.data_ptr(),
-      c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "dr_expectation backward: ",
-              cudaGetErrorString(err));
+      cuda_dtype(logits), b.in.logits.data_ptr(),
+      b.in.labels.data_ptr<int64_t>(), weights_ptr(b.in.weights),
+      b.stats.data_ptr(), b.g_neg.data_ptr(), b.g_pos.data_ptr(),
+      logits.size(0), logits.size(1), logits.size(2), lam_pos, lam_neg,
+      grad.data_ptr(), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess,
+              "dr_expectation backward: ", cudaGetErrorString(err));
   return grad;
 }
 #endif

@@ -6,13 +6,21 @@
 // [0, 1] and the extreme one is exactly 1, for any lam > 0. Partial sums of
 // any split of the elements carry their own shift and merge by rescaling
 // (merge()): the two-stage reduction that keeps results deterministic
-// without atomics. Within a part the shift comes from a cheap first pass
-// over logits already in cache (sigmoid is monotone: the largest p is the
-// sigmoid of the largest logit).
+// without atomics. Within a part the CPU kernel takes the shift from a
+// cheap first pass over logits already in cache (sigmoid is monotone: the
+// largest p is the sigmoid of the largest logit); the CUDA one keeps a
+// running shift, rescaling its sums when it grows (one pass over memory).
 //
 // Only IEEE arithmetic that stays exact at the extremes: sigmoid and
 // p (1 - p) from exp(-|x|), which never overflows; exp() only of arguments
 // <= 0 (up to rounding).
+//
+// A non-finite logit anywhere in an image (an ignored anchor's too, as a
+// weight of 0 times NaN is NaN in MMDetection's losses) makes both of the
+// image's expectations NaN: the part that holds it is NaN (nan_image())
+// and merge() propagates NaN, so the loss is NaN and AMP's GradScaler
+// skips the step, as it does for any loss. Only sum == 0 marks an empty
+// set: a NaN part is never mistaken for one.
 #pragma once
 
 #include <math.h>
@@ -87,7 +95,8 @@ DR_HOST_DEVICE Sigmoid<acc_t> sigmoid(acc_t x) {
 // Softmax sums of a set (or of a part of it) under its own shift:
 // sum = sum_j exp(sign (p_j - shift) / lam), dot = sum_j (...) p_j, with
 // sign = +1 (negatives, shift = max p) or -1 (positives, shift = min p).
-// sum = 0 marks an empty set (a non-empty one has a term equal to 1).
+// sum = 0 marks an empty set (a non-empty one has a term equal to 1), NaN
+// a set with a non-finite logit.
 template <typename acc_t>
 struct SoftmaxSums {
   acc_t shift, sum, dot;
@@ -99,13 +108,19 @@ DR_HOST_DEVICE SoftmaxSums<acc_t> empty_sums() {
 }
 
 template <typename acc_t>
+DR_HOST_DEVICE SoftmaxSums<acc_t> nan_sums() {
+  const acc_t nan = acc_t(NAN);
+  return SoftmaxSums<acc_t>{nan, nan, nan};
+}
+
+template <typename acc_t>
 DR_HOST_DEVICE SoftmaxSums<acc_t> merge(const SoftmaxSums<acc_t>& a,
                                         const SoftmaxSums<acc_t>& b,
                                         acc_t sign_inv_lam) {
-  if (!(b.sum > acc_t(0))) return a;
-  if (!(a.sum > acc_t(0))) return b;
-  const bool a_first = sign_inv_lam > acc_t(0) ? a.shift >= b.shift
-                                               : a.shift <= b.shift;
+  if (b.sum == acc_t(0)) return a;
+  if (a.sum == acc_t(0)) return b;
+  const bool a_first =
+      sign_inv_lam > acc_t(0) ? a.shift >= b.shift : a.shift <= b.shift;
   const SoftmaxSums<acc_t>& top = a_first ? a : b;
   const SoftmaxSums<acc_t>& low = a_first ? b : a;
   const acc_t scale = exp_nonpositive((low.shift - top.shift) * sign_inv_lam);
@@ -125,6 +140,11 @@ DR_HOST_DEVICE ImageSums<acc_t> empty_image() {
 }
 
 template <typename acc_t>
+DR_HOST_DEVICE ImageSums<acc_t> nan_image() {
+  return ImageSums<acc_t>{nan_sums<acc_t>(), nan_sums<acc_t>()};
+}
+
+template <typename acc_t>
 DR_HOST_DEVICE ImageSums<acc_t> merge(const ImageSums<acc_t>& a,
                                       const ImageSums<acc_t>& b,
                                       acc_t inv_lam_pos, acc_t inv_lam_neg) {
@@ -138,15 +158,17 @@ DR_HOST_DEVICE void write_stats(const ImageSums<acc_t>& s, acc_t* stats) {
   stats[kNegSum] = s.neg.sum;
   stats[kPosShift] = s.pos.shift;
   stats[kPosSum] = s.pos.sum;
-  // E- = 0 without negatives (all ignored), E+ = 1 without positives.
-  stats[kENeg] = s.neg.sum > acc_t(0) ? s.neg.dot / s.neg.sum : acc_t(0);
-  stats[kEPos] = s.pos.sum > acc_t(0) ? s.pos.dot / s.pos.sum : acc_t(1);
+  // E- = 0 without negatives (all ignored), E+ = 1 without positives;
+  // NaN sums give NaN.
+  stats[kENeg] = s.neg.sum != acc_t(0) ? s.neg.dot / s.neg.sum : acc_t(0);
+  stats[kEPos] = s.pos.sum != acc_t(0) ? s.pos.dot / s.pos.sum : acc_t(1);
 }
 
 // d(g E)/dx_j through the sigmoid (DR paper, appendix A):
 // dE/dp_j = q_j (1 + s (p_j - E) / lam), s = +1 negatives, -1 positives,
 // q_j = exp(s (p_j - shift) / lam) / sum. The backward's per-image
-// constants: coef = g / sum, and the stats' shift and E.
+// constants: coef = g / sum (NaN for a NaN image: its gradient is NaN),
+// and the stats' shift and E.
 template <typename acc_t>
 struct GradConstants {
   acc_t coef, shift, expectation, sign_inv_lam;
@@ -157,7 +179,7 @@ DR_HOST_DEVICE GradConstants<acc_t> neg_constants(const acc_t* stats,
                                                   acc_t g_neg,
                                                   acc_t inv_lam_neg) {
   const acc_t sum = stats[kNegSum];
-  return GradConstants<acc_t>{sum > acc_t(0) ? g_neg / sum : acc_t(0),
+  return GradConstants<acc_t>{sum != acc_t(0) ? g_neg / sum : acc_t(0),
                               stats[kNegShift], stats[kENeg], inv_lam_neg};
 }
 
@@ -166,7 +188,7 @@ DR_HOST_DEVICE GradConstants<acc_t> pos_constants(const acc_t* stats,
                                                   acc_t g_pos,
                                                   acc_t inv_lam_pos) {
   const acc_t sum = stats[kPosSum];
-  return GradConstants<acc_t>{sum > acc_t(0) ? g_pos / sum : acc_t(0),
+  return GradConstants<acc_t>{sum != acc_t(0) ? g_pos / sum : acc_t(0),
                               stats[kPosShift], stats[kEPos], -inv_lam_pos};
 }
 

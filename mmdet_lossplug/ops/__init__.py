@@ -1,8 +1,5 @@
-from .dr_expectation import (HAS_EXT, dr_expectation, dr_expectation_fn,
-                             dr_expectation_op)
-from .reference import check_dr_arguments, dr_expectation_reference
+from ._registration import HAS_EXT
+from .dr_expectation import dr_expectation
+from .reference import dr_expectation_reference
 
-__all__ = [
-    'dr_expectation', 'dr_expectation_op', 'dr_expectation_fn',
-    'dr_expectation_reference', 'check_dr_arguments', 'HAS_EXT'
-]
+__all__ = ['dr_expectation', 'dr_expectation_reference', 'HAS_EXT']

@@ -12,10 +12,11 @@ For image ``i`` over all anchors ``a`` of all FPN levels and classes ``k``
     E^+_i = \sum_{j \in P_i} \mathrm{softmax}_{P_i}(-p / \lambda_+)_j\, p_j,
 
 ``E+ = 1`` for an image without positives and ``E- = 0`` for one without
-negatives (every anchor ignored). The fallback where the compiled op is not
-built; autograd gives its gradient. It checks its inputs like the op:
-shapes, dtypes, devices and temperatures on the host, the values (finite
-logits, labels in ``[0, C]``, no NaN weight) through
+negatives (every anchor ignored); both are NaN for an image with a
+non-finite logit (an ignored anchor's too). The fallback where the compiled
+op is not built; autograd gives its gradient. It checks its inputs like the
+op: shapes, dtypes, devices and temperatures on the host, the values
+(labels in ``[0, C]``, no NaN weight) through
 :func:`~mmdet_lossplug.input_checks.check_values`, without a host sync.
 """
 import math
@@ -24,56 +25,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..input_checks import check_values
+from ..input_checks import check_scores_finite, check_values
 from ..precision import upcast_low_precision
-
-LOGIT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-# Both implementations scale scores by 1 / lam in float32.
-MIN_LAMBDA = 1 / torch.finfo(torch.float32).max
-
-
-def check_dr_arguments(logits: Tensor, labels: Tensor,
-                       label_weights: Optional[Tensor], lam_pos: float,
-                       lam_neg: float) -> None:
-    """Host-side checks (no tensor values read): shapes ``(B, A, C)``,
-    ``(B, A)``, ``(B, A)``, floating logits, integer labels, floating
-    weights, one device, temperatures finite and ``>= MIN_LAMBDA``."""
-    for name, value in (('logits', logits), ('labels', labels),
-                        ('label_weights', label_weights)):
-        if not isinstance(value, Tensor) and not (name == 'label_weights'
-                                                  and value is None):
-            raise TypeError(
-                f'{name} must be a Tensor, got {type(value).__name__}')
-    if logits.dim() != 3:
-        raise ValueError('logits must have shape (B, A, C), got '
-                         f'{tuple(logits.shape)}')
-    if logits.dtype not in LOGIT_DTYPES:
-        raise TypeError('logits must be float32, float64, float16 or '
-                        f'bfloat16, got {logits.dtype}')
-    batch, anchors, _ = logits.shape
-    if labels.is_floating_point() or labels.is_complex() \
-            or labels.dtype == torch.bool:
-        raise TypeError(f'labels must be integers, got {labels.dtype}')
-    if tuple(labels.shape) != (batch, anchors):
-        raise ValueError(f'labels must have shape {(batch, anchors)}, got '
-                         f'{tuple(labels.shape)}')
-    if label_weights is not None:
-        if not label_weights.is_floating_point():
-            raise TypeError('label_weights must be floating point, got '
-                            f'{label_weights.dtype}')
-        if tuple(label_weights.shape) != (batch, anchors):
-            raise ValueError(f'label_weights must have shape '
-                             f'{(batch, anchors)}, got '
-                             f'{tuple(label_weights.shape)}')
-    for name, value in (('labels', labels), ('label_weights', label_weights)):
-        if value is not None and value.device != logits.device:
-            raise ValueError(f'{name} must be on the device of logits '
-                             f'({logits.device}), got {value.device}')
-    for name, lam in (('lam_pos', lam_pos), ('lam_neg', lam_neg)):
-        if not (math.isfinite(lam) and lam >= MIN_LAMBDA):
-            raise ValueError(f'{name} must be a finite number >= '
-                             f'{MIN_LAMBDA:.3g} (1/{name} a finite float32),'
-                             f' got {lam}')
+from ._arguments import check_dr_arguments
 
 
 def _masked_softmax_expectation(scores: Tensor, prob: Tensor, mask: Tensor,
@@ -83,9 +37,13 @@ def _masked_softmax_expectation(scores: Tensor, prob: Tensor, mask: Tensor,
     dims = tuple(range(1, scores.dim()))
     masked = scores.masked_fill(~mask, float('-inf'))
     # Shift by the max for exp() to stay finite; an image with an empty set
-    # has max -inf and is shifted by 0 instead.
-    shift = masked.amax(dim=dims, keepdim=True).detach()
-    shift = shift.masked_fill(~torch.isfinite(shift), 0.0)
+    # has max -inf and is shifted by 0 instead, as are images without
+    # elements (A = 0 or C = 0), where amax has nothing to reduce.
+    if math.prod(scores.shape[1:]) == 0:
+        shift = scores.new_zeros((scores.size(0), ) + (1, ) * len(dims))
+    else:
+        shift = masked.amax(dim=dims, keepdim=True).detach()
+        shift = shift.masked_fill(~torch.isfinite(shift), 0.0)
     weight = (masked - shift).exp()  # exactly 0 outside the mask
     total = weight.sum(dim=dims)
     expectation = (weight * prob).sum(dim=dims) / total.clamp(min=1e-30)
@@ -101,7 +59,7 @@ def dr_expectation_reference(logits: Tensor, labels: Tensor,
 
     Args:
         logits (Tensor): ``(B, A, C)`` classification logits of every anchor
-            of every level of each image, finite.
+            of every level of each image.
         labels (Tensor): ``(B, A)`` integers in ``[0, C]``, ``C`` =
             background.
         label_weights (Tensor, optional): ``(B, A)``, not NaN; anchors with
@@ -111,15 +69,16 @@ def dr_expectation_reference(logits: Tensor, labels: Tensor,
     """
     check_dr_arguments(logits, labels, label_weights, lam_pos, lam_neg)
     num_classes = logits.size(-1)
-    check_values(
-        torch.isfinite(logits).all(),
-        'logits has NaN/Inf value(s); the loss would be NaN')
     check_values(((labels >= 0) & (labels <= num_classes)).all(),
                  f'labels has a label outside [0, {num_classes}]')
     if label_weights is not None:
         check_values(~label_weights.isnan().any(),
                      'label_weights has NaN value(s)')
-    prob = upcast_low_precision(logits).sigmoid()
+    logits = upcast_low_precision(logits)
+    check_scores_finite(logits, 'logits')  # under eager checks only
+    # 0 for an image of finite logits, NaN for one with a NaN or +-inf.
+    nan_if_non_finite = (logits * 0).sum(dim=(1, 2))
+    prob = logits.sigmoid()
     valid = torch.ones_like(labels, dtype=torch.bool) \
         if label_weights is None else label_weights > 0
     classes = torch.arange(num_classes, device=logits.device)
@@ -128,4 +87,4 @@ def dr_expectation_reference(logits: Tensor, labels: Tensor,
     neg = ~is_label & valid[..., None]
     e_neg = _masked_softmax_expectation(prob / lam_neg, prob, neg, 0.0)
     e_pos = _masked_softmax_expectation(-prob / lam_pos, prob, pos, 1.0)
-    return e_neg, e_pos
+    return e_neg + nan_if_non_finite, e_pos + nan_if_non_finite

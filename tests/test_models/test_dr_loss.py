@@ -144,12 +144,79 @@ def test_smallest_temperature_is_exact():
                                torch.tensor(want, dtype=torch.float64))
 
 
+@pytest.mark.parametrize('impl', ['auto', 'reference'])
+def test_non_finite_logit_gives_a_nan_loss(impl):
+    """The training-loss rule: a NaN/Inf score makes the loss (and its
+    gradient) non-finite, without an exception (AMP's GradScaler then skips
+    the step); an out-of-range label stays an error."""
+    logits, labels, weights = make_inputs(dtype=torch.float32)
+    for value in (float('nan'), float('inf')):
+        bad = logits.clone()
+        bad[0, 0, 0] = value
+        bad.requires_grad_()
+        loss = DRLoss(impl=impl)(bad, labels, weights)
+        assert loss.isnan()
+        loss.backward()
+        assert bad.grad.isnan().any()
+    labels[0, 0] = -1
+    with pytest.raises(ValueError, match=r'outside \[0, 4\]'):
+        DRLoss(impl=impl)(logits, labels, weights)
+
+
+def test_zero_anchors_agree_between_implementations():
+    """A = 0 (an image without anchors): every implementation gives the
+    loss of E- = 0, E+ = 1 per image, l(0 - 1 + margin)."""
+    logits = torch.zeros(2, 0, 5, requires_grad=True)
+    labels = torch.zeros(2, 0, dtype=torch.long)
+    want = oracle_dr_loss(logits.detach(), labels, torch.ones(2, 0),
+                          **DEFAULTS)
+    for impl in ('auto', 'reference'):
+        out = DRLoss(impl=impl)(logits, labels)
+        torch.testing.assert_close(out.double(),
+                                   torch.tensor(want, dtype=torch.float64))
+        out.backward()
+
+
+@pytest.mark.parametrize('impl', ['auto', 'reference'])
+def test_amp_grad_scaler_skips_the_step_of_a_non_finite_logit(impl):
+    """A short CPU training under bfloat16 autocast with GradScaler: the
+    step whose logits hold an Inf (an overflow) gives a NaN loss, the
+    scaler skips it (parameters unchanged) and halves its scale, and the
+    next steps train on."""
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(2, 300, 16, generator=g)
+    labels = torch.randint(0, 5, (2, 300), generator=g)
+    labels[:, ::3] = 4  # background
+    model = torch.nn.Linear(16, 4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.0**10)
+    loss_fn = DRLoss(impl=impl)
+    losses = []
+    for step in range(4):
+        inputs = features.clone()
+        if step == 1:
+            inputs[1, 7, 3] = float('inf')  # overflowing activations
+        before = [p.detach().clone() for p in model.parameters()]
+        scale = scaler.get_scale()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            loss = loss_fn(model(inputs), labels)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        changed = any(not torch.equal(a, b)
+                      for a, b in zip(before, model.parameters()))
+        losses.append(loss.item())
+        if step == 1:
+            assert math.isnan(losses[-1]) and not changed
+            assert scaler.get_scale() == scale / 2
+        else:
+            assert math.isfinite(losses[-1]) and changed
+    assert losses[3] < losses[0]
+
+
 def test_bad_inputs():
     logits, labels, weights = make_inputs(dtype=torch.float32)
-    nan = logits.clone()
-    nan[0, 0, 0] = float('nan')
-    with pytest.raises(ValueError, match='logits has .*NaN/Inf'):
-        DRLoss()(nan, labels, weights)
     bad_weights = weights.clone()
     bad_weights[1, 3] = float('nan')
     with pytest.raises(ValueError, match='^label_weights has NaN/Inf'):

@@ -7,16 +7,18 @@ import os.path as osp
 import shutil
 import subprocess
 import warnings
+from functools import partial
 
 import pytest
 import torch
 
-from mmdet_lossplug.ops import (HAS_EXT, dr_expectation, dr_expectation_op,
+from mmdet_lossplug.ops import (HAS_EXT, dr_expectation,
                                 dr_expectation_reference)
 from ..conftest import DEVICES, ROOT
 
 # The module, not the function of the same name that ops/__init__ exports.
 dr_module = importlib.import_module('mmdet_lossplug.ops.dr_expectation')
+dr_expectation_op = partial(dr_expectation, impl='op')
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')
@@ -157,7 +159,7 @@ def test_dr_loss_through_op_equals_reference(pool, pair):
 
 
 def test_auto_uses_op_and_falls_back_with_one_warning(monkeypatch):
-    assert dr_loss().expectation is dr_expectation
+    assert dr_loss().impl == 'auto'
     logits, labels, weights = make_case(1, 50, 3, torch.float32, 'cpu')
     e_neg, _ = dr_expectation(logits.requires_grad_(), labels, weights, 1.,
                               0.1)
@@ -185,18 +187,24 @@ def test_small_lambda_runs_the_op(lam):
 
 def test_op_checks_inputs():
     logits, labels, weights = make_case(1, 50, 3, torch.float32, 'cpu')
-    logits[0, 3, 1] = float('inf')
-    with pytest.raises(ValueError, match='NaN/Inf'):
+    labels[0, 3] = 4
+    with pytest.raises(ValueError, match=r'label 4 outside \[0, 3\]'):
         dr_expectation_op(logits, labels, weights, 1., 0.1)
+    with pytest.raises(ValueError, match='impl must be one of'):
+        dr_expectation(logits, labels, weights, 1., 0.1, impl='cuda')
 
 
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc')
 @pytest.mark.parametrize('arch', ['sm_75', 'sm_80', 'sm_90'])
 def test_cuda_kernel_compiles_with_plain_nvcc(arch, tmp_path):
+    """With the flags PyTorch's extension builds add (no implicit __half /
+    __nv_bfloat16 conversions)."""
+    from torch.utils.cpp_extension import COMMON_NVCC_FLAGS
     source = osp.join(ROOT, 'mmdet_lossplug', 'csrc', 'cuda',
                       'dr_expectation_cuda.cu')
     proc = subprocess.run([
-        'nvcc', '-c', '-std=c++17', f'-arch={arch}', source, '-o',
+        'nvcc', '-c', '-std=c++17', f'-arch={arch}', *COMMON_NVCC_FLAGS,
+        source, '-o',
         str(tmp_path / 'dr.o')
     ],
                           capture_output=True,

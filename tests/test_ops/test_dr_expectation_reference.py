@@ -104,7 +104,8 @@ def test_extreme_logits_stay_finite():
 
 @pytest.mark.parametrize('fn', [dr_expectation, dr_expectation_reference])
 def test_bad_inputs_raise_clear_errors(fn):
-    """The public entry point and the exported reference check alike."""
+    """The public entry point and the exported reference check alike (a
+    non-finite logit is no error: test_dr_non_finite_logits.py)."""
     logits, labels, weights = make_inputs(dtype=torch.float32)
     with pytest.raises(ValueError, match=r'\(B, A, C\), got \(3, 57\)'):
         fn(logits[..., 0], labels, weights, 1.0, 0.1)
@@ -122,10 +123,6 @@ def test_bad_inputs_raise_clear_errors(fn):
         bad[0, 0] = value
         with pytest.raises(ValueError, match=r'outside \[0, 4\]'):
             fn(logits, bad, weights, 1.0, 0.1)
-    nan = logits.clone()
-    nan[1, 2, 3] = float('nan')
-    with pytest.raises(ValueError, match='NaN/Inf'):
-        fn(nan, labels, weights, 1.0, 0.1)
     nan_weights = weights.clone()
     nan_weights[0, 3] = float('nan')
     with pytest.raises(ValueError, match='label_weights has .*NaN'):
@@ -133,3 +130,14 @@ def test_bad_inputs_raise_clear_errors(fn):
     for lam in (0.0, -1.0, float('nan'), float('inf'), 1e-39):
         with pytest.raises(ValueError, match='lam_neg must be a finite'):
             fn(logits, labels, weights, 1.0, lam)
+
+
+def test_zero_anchors_give_the_empty_expectations():
+    """A = 0: E- = 0 and E+ = 1 per image, as the op gives, with a
+    gradient (of shape (B, 0, C))."""
+    logits = torch.zeros(2, 0, 5, requires_grad=True)
+    labels = torch.zeros(2, 0, dtype=torch.long)
+    e_neg, e_pos = dr_expectation_reference(logits, labels, None, 1.0, 0.1)
+    assert e_neg.tolist() == [0, 0] and e_pos.tolist() == [1, 1]
+    (e_neg + e_pos).sum().backward()
+    assert logits.grad.shape == (2, 0, 5)

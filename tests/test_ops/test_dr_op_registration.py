@@ -4,16 +4,18 @@ through the public entry point with the eager results, and a clear error on
 a second derivative."""
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 import torch
 from torch.library import opcheck
 
-from mmdet_lossplug.ops import HAS_EXT, dr_expectation, dr_expectation_op
-from ..conftest import ROOT
+from mmdet_lossplug.ops import HAS_EXT, dr_expectation
+from ..conftest import DEVICES, ROOT
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')
+dr_expectation_op = partial(dr_expectation, impl='op')
 
 
 def make_case(dtype=torch.float32, batch=2, anchors=40, classes=5, seed=0):
@@ -24,17 +26,18 @@ def make_case(dtype=torch.float32, batch=2, anchors=40, classes=5, seed=0):
     return logits, labels, weights
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype',
                          [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize('with_weights', [True, False])
-def test_opcheck(dtype, with_weights):
-    logits, labels, weights = make_case(dtype)
+def test_opcheck(device, dtype, with_weights):
+    logits, labels, weights = (t.to(device) for t in make_case(dtype))
     weights = weights if with_weights else None
     opcheck(torch.ops.mmdet_lossplug.dr_expectation.default,
             (logits.requires_grad_(), labels, weights, 1.0, 0.1))
     _, _, stats, _ = torch.ops.mmdet_lossplug.dr_expectation(
         logits, labels, weights, 1.0, 0.1)
-    g_neg, g_pos = torch.randn(2, 2, dtype=stats.dtype)
+    g_neg, g_pos = torch.randn(2, 2, dtype=stats.dtype, device=device)
     opcheck(
         torch.ops.mmdet_lossplug.dr_expectation_backward.default,
         (g_neg, g_pos, logits.detach(), labels, weights, stats, 1.0, 0.1),
@@ -67,6 +70,35 @@ def test_compiled_op_still_raises_on_bad_values():
     labels[1, 3] = -1
     with pytest.raises(ValueError, match=r'label -1 outside \[0, 5\]'):
         compiled(logits, labels, weights, 1.0, 0.1)
+
+
+def test_fake_kernels_check_devices_as_the_real_ones_do():
+    """CPU logits with meta labels dispatch to the fake kernel, which must
+    reject them as the CPU/CUDA kernels reject mixed devices."""
+    logits, labels, weights = make_case()
+    meta = torch.device('meta')
+    with pytest.raises(
+            ValueError,
+            match=r'labels must be on the device of logits '
+            r'\(cpu\), got meta'):
+        torch.ops.mmdet_lossplug.dr_expectation(logits, labels.to(meta),
+                                                weights, 1.0, 0.1)
+    with pytest.raises(ValueError, match='label_weights must be on the'):
+        torch.ops.mmdet_lossplug.dr_expectation(logits, labels,
+                                                weights.to(meta), 1.0, 0.1)
+    _, _, stats, _ = torch.ops.mmdet_lossplug.dr_expectation(
+        logits, labels, weights, 1.0, 0.1)
+    g = torch.ones(2)
+    with pytest.raises(ValueError, match='stats must be on the device'):
+        torch.ops.mmdet_lossplug.dr_expectation_backward(
+            g, g, logits, labels, weights, stats.to(meta), 1.0, 0.1)
+
+
+def test_status_layout_matches_the_extension():
+    """The entry point reads the op's status by index."""
+    from mmdet_lossplug import _ext
+    assert (_ext.STATUS_NON_FINITE_LOGITS, _ext.STATUS_BAD_LABELS,
+            _ext.STATUS_NAN_WEIGHTS, _ext.NUM_STATUS) == (0, 1, 2, 3)
 
 
 def test_second_derivative_raises_a_clear_error():

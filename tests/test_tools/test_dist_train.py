@@ -1,7 +1,9 @@
 """tools/dist_train.sh and dist_test.sh on two CPU processes (torchrun,
 gloo): a DR RetinaNet trains a few iterations and both ranks end with equal
 weights; distributed evaluation (COCO AP and D-ECE, each rank matching its
-own images) gives what one process gives."""
+own images) gives what one process gives. GPUs are hidden from the ranks
+(two ranks on one GPU would take NCCL), and PYTHONPATH keeps what the
+caller had (the GPU command's site folder) behind the checkout."""
 import os
 import os.path as osp
 import socket
@@ -47,7 +49,9 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
         os.environ,
         SHAPES_ROOT=shapes_root,
         PORT=str(_free_port()),
-        PYTHONPATH=ROOT,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [ROOT, os.environ.get('PYTHONPATH')])),
+        CUDA_VISIBLE_DEVICES='',
         OMP_NUM_THREADS='1',
         PYTHON=sys.executable)
     log = _run_script(

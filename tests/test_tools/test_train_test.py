@@ -8,7 +8,7 @@ import re
 
 import mmdet
 
-from ..conftest import SHAPES_CONFIG, run_tool
+from ..conftest import ROOT, SHAPES_CONFIG, run_tool
 
 SHORT_RUN = [
     'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
@@ -19,6 +19,14 @@ SHORT_RUN = [
 
 def _env(shapes_root):
     return dict(os.environ, SHAPES_ROOT=shapes_root)
+
+
+def _without_checkout() -> str:
+    """PYTHONPATH without the checkout: the plugin must import as installed
+    (other entries, such as the GPU command's site folder, stay)."""
+    return os.pathsep.join(
+        p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+        if p and osp.realpath(p) != osp.realpath(ROOT))
 
 
 def test_train_then_test_polyfocal(tmp_path, shapes_root):
@@ -83,6 +91,6 @@ def test_mmdet_own_train_tool_loads_plugin(tmp_path, shapes_root):
         'train_cfg.max_iters=2',
         'train_cfg.val_interval=100',
         'default_hooks.logger.interval=1',
-        env=dict(_env(shapes_root), PYTHONPATH=''))
+        env=dict(_env(shapes_root), PYTHONPATH=_without_checkout()))
     assert 'Poly1StarFocalLoss' in log
     assert 'Iter(train) [2/2]' in log

@@ -2,7 +2,8 @@
 // of anchors of each image in parallel (at::parallel_for) and merges each
 // image's chunks in a fixed pairwise tree, so results do not depend on the
 // number of threads. Within a chunk, a first pass finds the shifts (and
-// counts bad input), a second one, over logits still in cache, sums.
+// counts bad input), a second one, over logits still in cache, sums; a
+// chunk with a non-finite logit is NaN (dr_expectation_math.h).
 //
 // The loops over the classes of one anchor keep kLanes independent partial
 // results (sums, maxima): plain fixed-length loops that GCC vectorises
@@ -10,6 +11,8 @@
 // away infinities and NaN), in the same order every run. Float16 and
 // bfloat16 logits (and gradients) are converted a chunk at a time, so that
 // those loops see floats only.
+#include "dr_expectation_cpu.h"
+
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -20,7 +23,6 @@
 #include <vector>
 
 #include "../dr_expectation_math.h"
-#include "dr_expectation_cpu.h"
 
 namespace dr_loss {
 namespace {
@@ -64,8 +66,7 @@ const acc_t* as_acc(const scalar_t* x, int64_t n, std::vector<acc_t>& buffer) {
 }
 
 // The anchor's label if it is in [0, C], else background (and counted).
-inline int64_t checked_label(int64_t label, int64_t classes,
-                             int64_t* status) {
+inline int64_t checked_label(int64_t label, int64_t classes, int64_t* status) {
   if (label_in_range(label, classes)) return label;
   ++status[kBadLabels];
   return classes;
@@ -79,11 +80,10 @@ struct ChunkResult {
 
 // Anchors [begin, end) of `logits`, `labels` and `weights`.
 template <typename acc_t>
-ChunkResult<acc_t> chunk_sums(const acc_t* logits,
-                                        const int64_t* labels,
-                                        const float* weights, int64_t begin,
-                                        int64_t end, int64_t classes,
-                                        acc_t inv_lam_pos, acc_t inv_lam_neg) {
+ChunkResult<acc_t> chunk_sums(const acc_t* logits, const int64_t* labels,
+                              const float* weights, int64_t begin, int64_t end,
+                              int64_t classes, acc_t inv_lam_pos,
+                              acc_t inv_lam_neg) {
   ChunkResult<acc_t> out{empty_image<acc_t>(), {}};
   int64_t* status = out.status;
   const acc_t inf = std::numeric_limits<acc_t>::infinity();
@@ -120,6 +120,8 @@ ChunkResult<acc_t> chunk_sums(const acc_t* logits,
       const acc_t v = logits[i];
       status[kNonFiniteLogits] += (v - v) != acc_t(0);
     }
+    out.sums = nan_image<acc_t>();  // the image's expectations are NaN
+    return out;
   }
   acc_t max_logit = -inf;
   for (int l = 0; l < kLanes; ++l) {
@@ -149,8 +151,7 @@ ChunkResult<acc_t> chunk_sums(const acc_t* logits,
       pos_dot += w * p;
     }
   }
-  out.sums.neg = SoftmaxSums<acc_t>{neg_shift, sum_lanes(sum),
-                                    sum_lanes(dot)};
+  out.sums.neg = SoftmaxSums<acc_t>{neg_shift, sum_lanes(sum), sum_lanes(dot)};
   out.sums.pos = SoftmaxSums<acc_t>{pos_shift, pos_sum, pos_dot};
   return out;
 }
@@ -169,11 +170,11 @@ void forward_kernel(const scalar_t* logits, const int64_t* labels,
       const int64_t first = b * anchors + chunk * kChunkAnchors;
       const int64_t stop =
           b * anchors + std::min(anchors, (chunk + 1) * kChunkAnchors);
-      const acc_t* x = as_acc(logits + first * classes,
-                              (stop - first) * classes, buffer);
+      const acc_t* x =
+          as_acc(logits + first * classes, (stop - first) * classes, buffer);
       partial[task] =
-          chunk_sums(x, labels + first, weights ? weights + first : nullptr,
-                     0, stop - first, classes, inv_lam_pos, inv_lam_neg);
+          chunk_sums(x, labels + first, weights ? weights + first : nullptr, 0,
+                     stop - first, classes, inv_lam_pos, inv_lam_neg);
     }
   });
   std::fill(status, status + kNumStatus, 0);
@@ -200,49 +201,50 @@ void backward_kernel(const scalar_t* logits, const int64_t* labels,
                      const acc_t* g_neg, const acc_t* g_pos, int64_t batch,
                      int64_t anchors, int64_t classes, acc_t inv_lam_pos,
                      acc_t inv_lam_neg, scalar_t* grad) {
-  at::parallel_for(0, batch * anchors, kChunkAnchors, [&](int64_t begin,
-                                                          int64_t end) {
-    std::vector<acc_t> x_buffer, g_buffer;
-    int64_t b = -1;
-    GradConstants<acc_t> neg{}, pos{};
-    for (int64_t block = begin; block < end; block += kChunkAnchors) {
-      const int64_t stop = std::min(end, block + kChunkAnchors);
-      const int64_t n = (stop - block) * classes;
-      const acc_t* x = as_acc(logits + block * classes, n, x_buffer);
-      // float32/64: straight into the gradient; else converted after.
-      acc_t* g;
-      if constexpr (std::is_same<scalar_t, acc_t>::value) {
-        g = grad + block * classes;
-      } else {
-        g_buffer.resize(n);
-        g = g_buffer.data();
-      }
-      for (int64_t a = block; a < stop; ++a) {
-        if (a / anchors != b) {
-          b = a / anchors;
-          neg = neg_constants(stats + b * kNumStats, g_neg[b], inv_lam_neg);
-          pos = pos_constants(stats + b * kNumStats, g_pos[b], inv_lam_pos);
+  at::parallel_for(
+      0, batch * anchors, kChunkAnchors, [&](int64_t begin, int64_t end) {
+        std::vector<acc_t> x_buffer, g_buffer;
+        int64_t b = -1;
+        GradConstants<acc_t> neg{}, pos{};
+        for (int64_t block = begin; block < end; block += kChunkAnchors) {
+          const int64_t stop = std::min(end, block + kChunkAnchors);
+          const int64_t n = (stop - block) * classes;
+          const acc_t* x = as_acc(logits + block * classes, n, x_buffer);
+          // float32/64: straight into the gradient; else converted after.
+          acc_t* g;
+          if constexpr (std::is_same<scalar_t, acc_t>::value) {
+            g = grad + block * classes;
+          } else {
+            g_buffer.resize(n);
+            g = g_buffer.data();
+          }
+          for (int64_t a = block; a < stop; ++a) {
+            if (a / anchors != b) {
+              b = a / anchors;
+              neg = neg_constants(stats + b * kNumStats, g_neg[b], inv_lam_neg);
+              pos = pos_constants(stats + b * kNumStats, g_pos[b], inv_lam_pos);
+            }
+            const acc_t* xa = x + (a - block) * classes;
+            acc_t* ga = g + (a - block) * classes;
+            if (weights != nullptr && !(weights[a] > 0.f)) {
+              std::fill(ga, ga + classes, acc_t(0));
+              continue;
+            }
+            for_each_class(classes, [&](int, int64_t k) {
+              ga[k] = grad_element(xa[k], neg);
+            });
+            const int64_t label = labels[a];
+            if (label >= 0 && label < classes) {
+              ga[label] = grad_element(xa[label], pos);
+            }
+          }
+          if constexpr (!std::is_same<scalar_t, acc_t>::value) {
+            scalar_t* out = grad + block * classes;
+            for (int64_t i = 0; i < n; ++i)
+              out[i] = static_cast<scalar_t>(g[i]);
+          }
         }
-        const acc_t* xa = x + (a - block) * classes;
-        acc_t* ga = g + (a - block) * classes;
-        if (weights != nullptr && !(weights[a] > 0.f)) {
-          std::fill(ga, ga + classes, acc_t(0));
-          continue;
-        }
-        for_each_class(classes, [&](int, int64_t k) {
-          ga[k] = grad_element(xa[k], neg);
-        });
-        const int64_t label = labels[a];
-        if (label >= 0 && label < classes) {
-          ga[label] = grad_element(xa[label], pos);
-        }
-      }
-      if constexpr (!std::is_same<scalar_t, acc_t>::value) {
-        scalar_t* out = grad + block * classes;
-        for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(g[i]);
-      }
-    }
-  });
+      });
 }
 
 }  // namespace

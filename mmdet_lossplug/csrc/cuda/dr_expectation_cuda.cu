@@ -1,13 +1,26 @@
-// CUDA kernels of DR loss's expectations. Both passes split each image into
-// the same chunks of whole anchors (one block per chunk and image), so an
-// element's anchor is a 32-bit division within the chunk, never a 64-bit
-// one. Forward: each block finds its chunk's shifts (first pass), then its
-// softmax sums (second pass, over logits still in L2), reduced in a fixed
-// tree in shared memory; one block per image merges the chunks in a fixed
+// CUDA kernels of DR loss's expectations, written for the memory bound: per
+// element one 16-byte-vector load (and, backward, store) share, a few dozen
+// instructions, no division.
+//
+// Both kernels split each image into the same chunks of whole anchors (one
+// block per chunk and image) and first stage each anchor's label and weight
+// into shared memory as one code (staged_codes()); a thread then walks its
+// elements as 16-byte packs (an aligned body, a scalar head and tail),
+// stepping anchor and class by addition (for_each_element()). Addresses are
+// 32-bit offsets within the chunk from one 64-bit base.
+//
+// Forward: a single pass. Each thread keeps the negatives' softmax sums
+// under a running shift (its largest p so far, the sums rescaled when it
+// grows) and adds the positives (at most one per anchor) while staging;
+// one fused block reduction merges sums, counts and the non-finite probe
+// in a fixed tree, and one block per image merges the chunks in a fixed
 // order. No float atomics anywhere, so two runs are bitwise equal; the bad
-// input counts are integer atomics. The backward is one elementwise pass.
+// input counts are 32-bit per block, added to the int64 status atomically.
+// The backward is one elementwise pass with the forward's shifts.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+
+#include <cstring>
 
 #include "../dr_expectation_math.h"
 #include "dr_expectation_cuda.h"
@@ -16,9 +29,22 @@ namespace dr_loss {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kWarpSize = 32;
+constexpr int kWarps = kThreads / kWarpSize;
+constexpr int kPackBytes = 16;
+constexpr double kLog2e = 1.4426950408889634;
+// An anchor's staged code: its positive class, `classes` for none
+// (background, or a label outside [0, C] read as background), or kIgnored.
+constexpr int kIgnored = -1;
 
-template <typename T> struct Acc { using type = float; };
-template <> struct Acc<double> { using type = double; };
+template <typename T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
 
 __device__ __forceinline__ float load(float x) { return x; }
 __device__ __forceinline__ double load(double x) { return x; }
@@ -27,225 +53,434 @@ __device__ __forceinline__ float load(__nv_bfloat16 x) {
   return __bfloat162float(x);
 }
 
-__device__ __forceinline__ void store(float* to, float x) { *to = x; }
-__device__ __forceinline__ void store(double* to, double x) { *to = x; }
-__device__ __forceinline__ void store(__half* to, float x) {
-  *to = __float2half(x);
+// The other way, with the intrinsics: PyTorch's builds disable the
+// implicit conversions of __half and __nv_bfloat16.
+__device__ __forceinline__ void narrow(float x, float& to) { to = x; }
+__device__ __forceinline__ void narrow(double x, double& to) { to = x; }
+__device__ __forceinline__ void narrow(float x, __half& to) {
+  to = __float2half(x);
 }
-__device__ __forceinline__ void store(__nv_bfloat16* to, float x) {
-  *to = __float2bfloat16(x);
-}
-
-// Whole anchors per chunk: about kChunk elements, at least one anchor.
-int64_t anchors_per_chunk(int64_t classes) {
-  if (classes == 0) return kChunk;  // no elements at all
-  return classes >= kChunk ? 1 : kChunk / classes;
+__device__ __forceinline__ void narrow(float x, __nv_bfloat16& to) {
+  to = __float2bfloat16(x);
 }
 
-struct Add {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
-struct Max {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a > b ? a : b; }
-};
-struct Min {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a < b ? a : b; }
-};
-// Sums of one chunk, all under the same shift.
-struct AddSums {
-  template <typename acc_t>
-  __device__ SoftmaxSums<acc_t> operator()(SoftmaxSums<acc_t> a,
-                                           SoftmaxSums<acc_t> b) const {
-    return SoftmaxSums<acc_t>{a.shift, a.sum + b.sum, a.dot + b.dot};
-  }
-};
+// 1 / d for d in [1, 2] (1 + exp(-|x|)): the hardware's approximation and
+// one Newton step, instead of an IEEE division and its slow-path branch.
+__device__ __forceinline__ float reciprocal_1_2(float d) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d));
+  return fmaf(r, fmaf(-d, r, 1.f), r);
+}
+__device__ __forceinline__ double reciprocal_1_2(double d) { return 1.0 / d; }
+
+// 2^t for t <= 0: the hardware's approximation (2 ulp), flushing results
+// below 2^-126 to 0: a softmax weight that small is lost against the
+// set's largest, 1, anyway.
+__device__ __forceinline__ float exp2_nonpositive(float t) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(t));
+  return r;
+}
+__device__ __forceinline__ double exp2_nonpositive(double t) { return exp2(t); }
+
+// sigmoid() of dr_expectation_math.h with the reciprocal above: the forward
+// and the backward must both use this one, so that every negative's p is
+// at most the shift the forward found.
 template <typename acc_t>
-struct MergeImages {
-  acc_t inv_lam_pos, inv_lam_neg;
-  __device__ ImageSums<acc_t> operator()(ImageSums<acc_t> a,
-                                         ImageSums<acc_t> b) const {
-    return merge(a, b, inv_lam_pos, inv_lam_neg);
-  }
-};
+__device__ __forceinline__ Sigmoid<acc_t> fast_sigmoid(acc_t x) {
+  const acc_t e = exp_nonpositive(-fabs(x));  // NaN stays
+  const acc_t r = reciprocal_1_2(acc_t(1) + e);
+  return Sigmoid<acc_t>{x >= acc_t(0) ? r : e * r, e * r * r};
+}
 
-// Fixed-tree reduction of one value per thread with `op`; every thread
-// gets the result.
-template <typename T, typename Op>
-__device__ T block_reduce(T mine, Op op) {
-  __shared__ T shared[kThreads];
-  __syncthreads();  // the previous call's readers are done
-  shared[threadIdx.x] = mine;
-  __syncthreads();
-  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
-    if (threadIdx.x < stride) {
-      shared[threadIdx.x] = op(shared[threadIdx.x], shared[threadIdx.x + stride]);
-    }
-    __syncthreads();
+// Adds element p to a thread's negatives (if `negative`) under a running
+// shift: sums start empty at shift 0 (p >= 0); a larger p becomes the shift
+// and rescales what was summed. log2_scale = log2(e) / lam_neg.
+template <typename acc_t>
+__device__ __forceinline__ void add_negative(SoftmaxSums<acc_t>& s, acc_t p,
+                                             bool negative, acc_t log2_scale) {
+  const acc_t above = p - s.shift;
+  const acc_t t = exp2_nonpositive(-fabs(above) * log2_scale);
+  const bool grows = negative && above > acc_t(0);
+  const acc_t old_scale = grows ? t : acc_t(1);
+  const acc_t weight = grows ? acc_t(1) : (negative ? t : acc_t(0));
+  s.sum = fma(s.sum, old_scale, weight);
+  s.dot = fma(s.dot, old_scale, weight * p);
+  s.shift = grows ? p : s.shift;
+}
+
+// A value of any trivially copyable type across a warp, 32 bits at a time.
+template <typename T>
+__device__ __forceinline__ T shuffle_down(const T& value, int delta) {
+  static_assert(sizeof(T) % 4 == 0, "whole 32-bit words");
+  unsigned words[sizeof(T) / 4];
+  memcpy(words, &value, sizeof(T));
+#pragma unroll
+  for (int i = 0; i < int(sizeof(T) / 4); ++i) {
+    words[i] = __shfl_down_sync(0xffffffffu, words[i], delta);
   }
-  return shared[0];
+  T out;
+  memcpy(&out, words, sizeof(T));
+  return out;
+}
+
+// Fixed-tree reduction of one value per thread with `combine` (a pure
+// function of its two arguments, so the result does not depend on timing);
+// thread 0 gets the result.
+template <typename T, typename Combine>
+__device__ T block_reduce(T mine, Combine combine) {
+  __shared__ T warp_results[kWarps];
+#pragma unroll
+  for (int delta = kWarpSize / 2; delta > 0; delta >>= 1) {
+    mine = combine(mine, shuffle_down(mine, delta));
+  }
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  if (lane == 0) warp_results[warp] = mine;
+  __syncthreads();
+  if (warp == 0) {
+    mine = warp_results[lane < kWarps ? lane : 0];
+#pragma unroll
+    for (int delta = kWarps / 2; delta > 0; delta >>= 1) {
+      mine = combine(mine, shuffle_down(mine, delta));
+    }
+  }
+  return mine;
 }
 
 // The chunk of block (x = chunk, y = image): its first anchor (within the
-// whole batch) and its number of elements.
+// whole batch), its anchors and its elements.
 struct Chunk {
   int64_t first_anchor;
-  unsigned int elements;
+  unsigned int anchors, elements;
 };
 
 __device__ __forceinline__ Chunk this_chunk(int64_t anchors, int64_t classes,
                                             int64_t per_chunk) {
   const int64_t start = blockIdx.x * per_chunk;
   const int64_t count = min(per_chunk, anchors - start);
-  return Chunk{blockIdx.y * anchors + start,
+  return Chunk{blockIdx.y * anchors + start, static_cast<unsigned int>(count),
                static_cast<unsigned int>(count * classes)};
 }
 
+// Bad input the forward counts, and the positives it sums, while staging.
+template <typename acc_t>
+struct StagingResult {
+  SoftmaxSums<acc_t> pos;
+  unsigned int bad_labels, nan_weights;
+};
+
+// Writes each anchor's code to `codes` (shared), counts bad labels and NaN
+// weights, and sums the positives, whose logits it reads here (at most one
+// per anchor). Ends with a barrier.
 template <typename scalar_t, typename acc_t>
-__global__ void chunk_sums_kernel(const scalar_t* __restrict__ logits,
-                                  const int64_t* __restrict__ labels,
-                                  const float* __restrict__ weights,
-                                  int64_t anchors, int64_t classes,
-                                  int64_t per_chunk, acc_t inv_lam_pos,
-                                  acc_t inv_lam_neg,
-                                  ImageSums<acc_t>* __restrict__ partial,
-                                  unsigned long long* __restrict__ status) {
+__device__ StagingResult<acc_t> stage_codes(const Chunk& chunk,
+                                            const scalar_t* __restrict__ x,
+                                            const int64_t* __restrict__ labels,
+                                            const float* __restrict__ weights,
+                                            unsigned int classes,
+                                            acc_t inv_lam_pos, int* codes) {
+  StagingResult<acc_t> out{empty_sums<acc_t>(), 0u, 0u};
+  for (unsigned int a = threadIdx.x; a < chunk.anchors; a += kThreads) {
+    const int64_t label = labels[a];
+    const bool good_label = label_in_range(label, classes);
+    bool valid = true;
+    if (weights != nullptr) {
+      const float w = weights[a];
+      valid = w > 0.f;
+      out.nan_weights += w != w;
+    }
+    out.bad_labels += !good_label;
+    const unsigned int cls = good_label ? unsigned(label) : classes;
+    codes[a] = valid ? int(cls) : kIgnored;
+    if (valid && cls < classes) {
+      const acc_t p =
+          fast_sigmoid(static_cast<acc_t>(load(x[a * classes + cls]))).p;
+      out.pos =
+          merge(out.pos, SoftmaxSums<acc_t>{p, acc_t(1), p}, -inv_lam_pos);
+    }
+  }
+  __syncthreads();
+  return out;
+}
+
+// Elements of x before its first 16-byte boundary.
+template <typename scalar_t>
+__device__ __forceinline__ unsigned int unaligned_head(const scalar_t* x) {
+  constexpr unsigned int kPack = kPackBytes / sizeof(scalar_t);
+  const unsigned int misaligned =
+      (reinterpret_cast<uintptr_t>(x) / sizeof(scalar_t)) % kPack;
+  return misaligned ? kPack - misaligned : 0u;
+}
+
+// Calls visit(value, anchor, class) for every element [0, n) of the chunk
+// at x, which returns the element's result, stored to y if kStore. Threads
+// take 16-byte packs in turn (the aligned body) and the elements before
+// and after them (head, tail: fewer than one pack each, unless x and y are
+// misaligned differently, where all is scalar: a view of logits at an odd
+// offset); anchor and class step by addition, with one division per thread
+// to start (visitors that ignore them compile without).
+template <bool kStore, typename scalar_t, typename Visit>
+__device__ __forceinline__ void for_each_element(const scalar_t* __restrict__ x,
+                                                 scalar_t* __restrict__ y,
+                                                 unsigned int n,
+                                                 unsigned int classes,
+                                                 Visit visit) {
+  constexpr unsigned int kPack = kPackBytes / sizeof(scalar_t);
+  if (n == 0) return;
+  const bool same_alignment = !kStore || unaligned_head(x) == unaligned_head(y);
+  const unsigned int head = same_alignment ? min(unaligned_head(x), n) : n;
+  const unsigned int packs = (n - head) / kPack;
+  const unsigned int tail = head + packs * kPack;
+  const auto visit_one = [&](unsigned int i) {
+    const unsigned int a = i / classes;
+    const auto result = visit(load(x[i]), a, i - a * classes);
+    if (kStore) narrow(result, y[i]);
+  };
+  for (unsigned int i = threadIdx.x; i < head; i += kThreads) visit_one(i);
+  for (unsigned int i = tail + threadIdx.x; i < n; i += kThreads) {
+    visit_one(i);
+  }
+  unsigned int first = head + threadIdx.x * kPack;
+  unsigned int anchor = first / classes, cls = first - anchor * classes;
+  const unsigned int step = kThreads * kPack;
+  const unsigned int step_anchors = step / classes;
+  const unsigned int step_classes = step - step_anchors * classes;
+  for (unsigned int pack = threadIdx.x; pack < packs; pack += kThreads) {
+    const unsigned int offset = head + pack * kPack;
+    uint4 raw = *reinterpret_cast<const uint4*>(x + offset);
+    scalar_t values[kPack];
+    memcpy(values, &raw, kPackBytes);
+    unsigned int a = anchor, k = cls;
+#pragma unroll
+    for (unsigned int j = 0; j < kPack; ++j) {
+      const auto result = visit(load(values[j]), a, k);
+      if (kStore) narrow(result, values[j]);
+      const bool wrap = ++k == classes;
+      k = wrap ? 0u : k;
+      a += wrap;
+    }
+    if (kStore) {
+      memcpy(&raw, values, kPackBytes);
+      *reinterpret_cast<uint4*>(y + offset) = raw;
+    }
+    cls += step_classes;
+    anchor += step_anchors;
+    const bool carry = cls >= classes;
+    cls = carry ? cls - classes : cls;
+    anchor += carry;
+  }
+}
+
+// One thread's (and, reduced, one chunk's) part of the forward.
+template <typename acc_t>
+struct ChunkPart {
+  ImageSums<acc_t> sums;
+  acc_t probe;  // sum of x * 0 over the logits: NaN iff one is not finite
+  unsigned int bad_labels, nan_weights;
+};
+
+template <typename acc_t>
+struct CombineParts {
+  acc_t inv_lam_pos, inv_lam_neg;
+  __device__ ChunkPart<acc_t> operator()(const ChunkPart<acc_t>& a,
+                                         const ChunkPart<acc_t>& b) const {
+    return ChunkPart<acc_t>{merge(a.sums, b.sums, inv_lam_pos, inv_lam_neg),
+                            a.probe + b.probe, a.bad_labels + b.bad_labels,
+                            a.nan_weights + b.nan_weights};
+  }
+};
+
+struct AddCounts {
+  __device__ unsigned int operator()(unsigned int a, unsigned int b) const {
+    return a + b;
+  }
+};
+
+template <typename scalar_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads)
+    chunk_sums_kernel(const scalar_t* __restrict__ logits,
+                      const int64_t* __restrict__ labels,
+                      const float* __restrict__ weights, int64_t anchors,
+                      int64_t classes, int64_t per_chunk, acc_t inv_lam_pos,
+                      acc_t inv_lam_neg, acc_t log2_scale_neg,
+                      ImageSums<acc_t>* __restrict__ partial,
+                      unsigned long long* __restrict__ status) {
+  extern __shared__ int codes[];
+  __shared__ bool chunk_non_finite;
   const Chunk chunk = this_chunk(anchors, classes, per_chunk);
   const scalar_t* x = logits + chunk.first_anchor * classes;
-  const int64_t* lab = labels + chunk.first_anchor;
-  const float* w = weights ? weights + chunk.first_anchor : nullptr;
   const unsigned int num_classes = static_cast<unsigned int>(classes);
-  const acc_t inf = acc_t(INFINITY);
-  // Pass 1: bad input counts, the negatives' largest and the positives'
-  // smallest logit.
-  unsigned long long non_finite = 0, bad_labels = 0, nan_weights = 0;
-  acc_t neg_max = -inf, pos_min = inf;
-  for (unsigned int i = threadIdx.x; i < chunk.elements; i += kThreads) {
-    const unsigned int a = i / num_classes, k = i - a * num_classes;
-    const acc_t v = static_cast<acc_t>(load(x[i]));
-    non_finite += (v - v) != acc_t(0);
-    const bool nan_weight = w != nullptr && w[a] != w[a];
-    const bool valid = w == nullptr || w[a] > 0.f;
-    const int64_t label = lab[a];
-    const bool good_label = label_in_range(label, classes);
-    if (k == 0) {
-      bad_labels += !good_label;
-      nan_weights += nan_weight;
-    }
-    if (!valid) continue;
-    if (good_label && label == k) {
-      pos_min = v < pos_min ? v : pos_min;
-    } else {
-      neg_max = v > neg_max ? v : neg_max;
-    }
-  }
-  non_finite = block_reduce(non_finite, Add());
-  bad_labels = block_reduce(bad_labels, Add());
-  nan_weights = block_reduce(nan_weights, Add());
+  const StagingResult<acc_t> staged =
+      stage_codes(chunk, x, labels + chunk.first_anchor,
+                  weights ? weights + chunk.first_anchor : nullptr, num_classes,
+                  inv_lam_pos, codes);
+  SoftmaxSums<acc_t> neg = empty_sums<acc_t>();
+  acc_t probe = acc_t(0);
+  for_each_element<false>(
+      x, static_cast<scalar_t*>(nullptr), chunk.elements, num_classes,
+      [&](acc_t v, unsigned int a, unsigned int k) {
+        probe = fma(v, acc_t(0), probe);
+        const int code = codes[a];
+        add_negative(neg, fast_sigmoid(v).p, code >= 0 && k != unsigned(code),
+                     log2_scale_neg);
+        return acc_t(0);
+      });
+  const ChunkPart<acc_t> part =
+      block_reduce(ChunkPart<acc_t>{ImageSums<acc_t>{neg, staged.pos}, probe,
+                                    staged.bad_labels, staged.nan_weights},
+                   CombineParts<acc_t>{inv_lam_pos, inv_lam_neg});
   if (threadIdx.x == 0) {
-    if (non_finite) atomicAdd(status + kNonFiniteLogits, non_finite);
-    if (bad_labels) atomicAdd(status + kBadLabels, bad_labels);
-    if (nan_weights) atomicAdd(status + kNanWeights, nan_weights);
-  }
-  neg_max = block_reduce(neg_max, Max());
-  pos_min = block_reduce(pos_min, Min());
-  // Pass 2: the softmax sums under the chunk's shifts.
-  const acc_t neg_shift = neg_max > -inf ? sigmoid(neg_max).p : acc_t(0);
-  const acc_t pos_shift = pos_min < inf ? sigmoid(pos_min).p : acc_t(0);
-  ImageSums<acc_t> sums = empty_image<acc_t>();
-  sums.neg.shift = neg_shift;
-  sums.pos.shift = pos_shift;
-  for (unsigned int i = threadIdx.x; i < chunk.elements; i += kThreads) {
-    const unsigned int a = i / num_classes, k = i - a * num_classes;
-    if (w != nullptr && !(w[a] > 0.f)) continue;
-    const int64_t label = lab[a];
-    const acc_t p = sigmoid(static_cast<acc_t>(load(x[i]))).p;
-    if (label_in_range(label, classes) && label == k) {
-      const acc_t q = exp_nonpositive((pos_shift - p) * inv_lam_pos);
-      sums.pos.sum += q;
-      sums.pos.dot += q * p;
-    } else {
-      const acc_t q = exp_nonpositive((p - neg_shift) * inv_lam_neg);
-      sums.neg.sum += q;
-      sums.neg.dot += q * p;
+    const bool non_finite = part.probe != acc_t(0);
+    chunk_non_finite = non_finite;
+    partial[blockIdx.y * gridDim.x + blockIdx.x] =
+        non_finite ? nan_image<acc_t>() : part.sums;
+    if (part.bad_labels) {
+      atomicAdd(status + kBadLabels, (unsigned long long)part.bad_labels);
+    }
+    if (part.nan_weights) {
+      atomicAdd(status + kNanWeights, (unsigned long long)part.nan_weights);
     }
   }
-  sums.neg = block_reduce(sums.neg, AddSums());
-  sums.pos = block_reduce(sums.pos, AddSums());
-  if (threadIdx.x == 0) partial[blockIdx.y * gridDim.x + blockIdx.x] = sums;
+  __syncthreads();
+  if (!chunk_non_finite) return;
+  // Rare (an overflow under AMP, a bug upstream): the exact count.
+  unsigned int count = 0;
+  for (unsigned int i = threadIdx.x; i < chunk.elements; i += kThreads) {
+    const acc_t v = static_cast<acc_t>(load(x[i]));
+    count += (v - v) != acc_t(0);
+  }
+  count = block_reduce(count, AddCounts());
+  if (threadIdx.x == 0) {
+    atomicAdd(status + kNonFiniteLogits, (unsigned long long)count);
+  }
 }
 
 template <typename acc_t>
-__global__ void image_stats_kernel(const ImageSums<acc_t>* __restrict__ partial,
-                                   int64_t chunks, acc_t inv_lam_pos,
-                                   acc_t inv_lam_neg,
-                                   acc_t* __restrict__ stats) {
+struct MergeImages {
+  acc_t inv_lam_pos, inv_lam_neg;
+  __device__ ImageSums<acc_t> operator()(const ImageSums<acc_t>& a,
+                                         const ImageSums<acc_t>& b) const {
+    return merge(a, b, inv_lam_pos, inv_lam_neg);
+  }
+};
+
+template <typename acc_t>
+__global__ void __launch_bounds__(kThreads)
+    image_stats_kernel(const ImageSums<acc_t>* __restrict__ partial,
+                       int64_t chunks, acc_t inv_lam_pos, acc_t inv_lam_neg,
+                       acc_t* __restrict__ stats) {
   const int64_t b = blockIdx.x;
+  const MergeImages<acc_t> combine{inv_lam_pos, inv_lam_neg};
   ImageSums<acc_t> sums = empty_image<acc_t>();
   for (int64_t c = threadIdx.x; c < chunks; c += kThreads) {
-    sums = merge(sums, partial[b * chunks + c], inv_lam_pos, inv_lam_neg);
+    sums = combine(sums, partial[b * chunks + c]);
   }
-  sums = block_reduce(sums, MergeImages<acc_t>{inv_lam_pos, inv_lam_neg});
+  sums = block_reduce(sums, combine);
   if (threadIdx.x == 0) write_stats(sums, stats + b * kNumStats);
 }
 
+// grad_element() of dr_expectation_math.h with fast_sigmoid and exp2;
+// log2_scale = sign_inv_lam * log2(e), the forward's constant (rounded
+// once from float64 on the host), so that q is the forward's weight.
+template <typename acc_t>
+struct FastGradConstants {
+  GradConstants<acc_t> c;
+  acc_t log2_scale;
+};
+
+template <typename acc_t>
+__device__ __forceinline__ acc_t
+fast_grad_element(acc_t x, const FastGradConstants<acc_t>& f) {
+  const Sigmoid<acc_t> s = fast_sigmoid(x);
+  const acc_t q = exp2_nonpositive((s.p - f.c.shift) * f.log2_scale);
+  return f.c.coef * q *
+         (acc_t(1) + (s.p - f.c.expectation) * f.c.sign_inv_lam) * s.slope;
+}
+
+// Every element's gradient as a negative's first (a plain elementwise pass,
+// no anchor lookups), then, after a barrier, the few that are not: each
+// positive rewritten, each ignored anchor's row zeroed. Only elements of
+// this block's own chunk are rewritten, so the barrier orders the writes.
 template <typename scalar_t, typename acc_t>
-__global__ void grad_kernel(const scalar_t* __restrict__ logits,
-                            const int64_t* __restrict__ labels,
-                            const float* __restrict__ weights,
-                            const acc_t* __restrict__ stats,
-                            const acc_t* __restrict__ g_neg,
-                            const acc_t* __restrict__ g_pos, int64_t anchors,
-                            int64_t classes, int64_t per_chunk,
-                            acc_t inv_lam_pos, acc_t inv_lam_neg,
-                            scalar_t* __restrict__ grad) {
+__global__ void __launch_bounds__(kThreads)
+    grad_kernel(const scalar_t* __restrict__ logits,
+                const int64_t* __restrict__ labels,
+                const float* __restrict__ weights,
+                const acc_t* __restrict__ stats,
+                const acc_t* __restrict__ g_neg,
+                const acc_t* __restrict__ g_pos, int64_t anchors,
+                int64_t classes, int64_t per_chunk, acc_t inv_lam_pos,
+                acc_t inv_lam_neg, acc_t log2_scale_pos, acc_t log2_scale_neg,
+                scalar_t* __restrict__ grad) {
   const Chunk chunk = this_chunk(anchors, classes, per_chunk);
-  const int64_t offset = chunk.first_anchor * classes;
+  const scalar_t* x = logits + chunk.first_anchor * classes;
+  scalar_t* y = grad + chunk.first_anchor * classes;
   const int64_t* lab = labels + chunk.first_anchor;
   const float* w = weights ? weights + chunk.first_anchor : nullptr;
   const unsigned int num_classes = static_cast<unsigned int>(classes);
   const acc_t* image_stats = stats + blockIdx.y * kNumStats;
-  const GradConstants<acc_t> neg =
-      neg_constants(image_stats, g_neg[blockIdx.y], inv_lam_neg);
-  const GradConstants<acc_t> pos =
-      pos_constants(image_stats, g_pos[blockIdx.y], inv_lam_pos);
-  for (unsigned int i = threadIdx.x; i < chunk.elements; i += kThreads) {
-    const unsigned int a = i / num_classes, k = i - a * num_classes;
-    acc_t g = acc_t(0);
-    if (w == nullptr || w[a] > 0.f) {
-      const int64_t label = lab[a];
-      const bool positive = label_in_range(label, classes) && label == k;
-      g = grad_element(static_cast<acc_t>(load(logits[offset + i])),
-                       positive ? pos : neg);
+  const FastGradConstants<acc_t> neg = FastGradConstants<acc_t>{
+      neg_constants(image_stats, g_neg[blockIdx.y], inv_lam_neg),
+      log2_scale_neg};
+  for_each_element<true>(x, y, chunk.elements, num_classes,
+                         [&](acc_t v, unsigned int, unsigned int) {
+                           return fast_grad_element(v, neg);
+                         });
+  __syncthreads();
+  const FastGradConstants<acc_t> pos = FastGradConstants<acc_t>{
+      pos_constants(image_stats, g_pos[blockIdx.y], inv_lam_pos),
+      log2_scale_pos};
+  for (unsigned int a = threadIdx.x; a < chunk.anchors; a += kThreads) {
+    const unsigned int row = a * num_classes;
+    if (w != nullptr && !(w[a] > 0.f)) {
+      for (unsigned int k = 0; k < num_classes; ++k) {
+        narrow(acc_t(0), y[row + k]);
+      }
+      continue;
     }
-    store(grad + offset + i, g);
+    const int64_t label = lab[a];
+    if (label >= 0 && label < classes) {  // a bad label reads as background
+      const unsigned int i = row + static_cast<unsigned int>(label);
+      narrow(fast_grad_element(static_cast<acc_t>(load(x[i])), pos), y[i]);
+    }
   }
 }
 
-// Grid of the chunked kernels: chunks of one image on x, images on y.
+// Whole anchors per chunk: about kChunk elements, at least one anchor.
+int64_t anchors_per_chunk(int64_t classes) {
+  if (classes == 0) return kChunk;  // no elements: only labels, weights
+  return classes >= kChunk ? 1 : kChunk / classes;
+}
+
+// Grid of the chunked kernels: chunks of one image on x, images on y; and
+// the dynamic shared memory of the forward's staged codes.
 dim3 chunk_grid(int64_t batch, int64_t anchors, int64_t classes) {
   return dim3((unsigned)num_chunks(anchors, anchors_per_chunk(classes)),
               (unsigned)batch);
 }
 
+size_t codes_bytes(int64_t anchors, int64_t classes) {
+  return sizeof(int) * (size_t)min(anchors, anchors_per_chunk(classes));
+}
+
 template <typename scalar_t>
 cudaError_t forward_typed(const void* logits, const int64_t* labels,
-                          const float* weights, int64_t batch,
-                          int64_t anchors, int64_t classes, double lam_pos,
-                          double lam_neg, void* workspace, void* stats,
-                          int64_t* status, cudaStream_t stream) {
+                          const float* weights, int64_t batch, int64_t anchors,
+                          int64_t classes, double lam_pos, double lam_neg,
+                          void* workspace, void* stats, int64_t* status,
+                          cudaStream_t stream) {
   using acc_t = typename Acc<scalar_t>::type;
   if (batch == 0) return cudaSuccess;
   const dim3 grid = chunk_grid(batch, anchors, classes);
   auto* partial = static_cast<ImageSums<acc_t>*>(workspace);
   const acc_t inv_lam_pos = acc_t(1.0 / lam_pos);
   const acc_t inv_lam_neg = acc_t(1.0 / lam_neg);
-  chunk_sums_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
-      static_cast<const scalar_t*>(logits), labels, weights, anchors, classes,
-      anchors_per_chunk(classes), inv_lam_pos, inv_lam_neg, partial,
-      reinterpret_cast<unsigned long long*>(status));
+  chunk_sums_kernel<scalar_t, acc_t>
+      <<<grid, kThreads, codes_bytes(anchors, classes), stream>>>(
+          static_cast<const scalar_t*>(logits), labels, weights, anchors,
+          classes, anchors_per_chunk(classes), inv_lam_pos, inv_lam_neg,
+          acc_t(kLog2e / lam_neg), partial,
+          reinterpret_cast<unsigned long long*>(status));
   image_stats_kernel<acc_t><<<(unsigned)batch, kThreads, 0, stream>>>(
       partial, grid.x, inv_lam_pos, inv_lam_neg, static_cast<acc_t*>(stats));
   return cudaGetLastError();
@@ -254,10 +489,9 @@ cudaError_t forward_typed(const void* logits, const int64_t* labels,
 template <typename scalar_t>
 cudaError_t backward_typed(const void* logits, const int64_t* labels,
                            const float* weights, const void* stats,
-                           const void* g_neg, const void* g_pos,
-                           int64_t batch, int64_t anchors, int64_t classes,
-                           double lam_pos, double lam_neg, void* grad,
-                           cudaStream_t stream) {
+                           const void* g_neg, const void* g_pos, int64_t batch,
+                           int64_t anchors, int64_t classes, double lam_pos,
+                           double lam_neg, void* grad, cudaStream_t stream) {
   using acc_t = typename Acc<scalar_t>::type;
   if (batch * anchors * classes == 0) return cudaSuccess;
   grad_kernel<scalar_t, acc_t>
@@ -266,45 +500,48 @@ cudaError_t backward_typed(const void* logits, const int64_t* labels,
           static_cast<const acc_t*>(stats), static_cast<const acc_t*>(g_neg),
           static_cast<const acc_t*>(g_pos), anchors, classes,
           anchors_per_chunk(classes), acc_t(1.0 / lam_pos),
-          acc_t(1.0 / lam_neg), static_cast<scalar_t*>(grad));
+          acc_t(1.0 / lam_neg), -acc_t(kLog2e / lam_pos),
+          acc_t(kLog2e / lam_neg), static_cast<scalar_t*>(grad));
   return cudaGetLastError();
 }
 
 }  // namespace
 
-size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch,
-                                    int64_t anchors, int64_t classes) {
-  const size_t per_chunk = dtype == DType::kFloat64
-                               ? sizeof(ImageSums<double>)
-                               : sizeof(ImageSums<float>);
+size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch, int64_t anchors,
+                                    int64_t classes) {
+  const size_t per_chunk = dtype == DType::kFloat64 ? sizeof(ImageSums<double>)
+                                                    : sizeof(ImageSums<float>);
   return per_chunk * (size_t)batch *
          (size_t)num_chunks(anchors, anchors_per_chunk(classes));
 }
 
-#define DR_DISPATCH(dtype, FN, ...)                                   \
-  switch (dtype) {                                                    \
-    case DType::kFloat32: return FN<float>(__VA_ARGS__);              \
-    case DType::kFloat64: return FN<double>(__VA_ARGS__);             \
-    case DType::kFloat16: return FN<__half>(__VA_ARGS__);             \
-    case DType::kBFloat16: return FN<__nv_bfloat16>(__VA_ARGS__);     \
-  }                                                                   \
+#define DR_DISPATCH(dtype, FN, ...)          \
+  switch (dtype) {                           \
+    case DType::kFloat32:                    \
+      return FN<float>(__VA_ARGS__);         \
+    case DType::kFloat64:                    \
+      return FN<double>(__VA_ARGS__);        \
+    case DType::kFloat16:                    \
+      return FN<__half>(__VA_ARGS__);        \
+    case DType::kBFloat16:                   \
+      return FN<__nv_bfloat16>(__VA_ARGS__); \
+  }                                          \
   return cudaErrorInvalidValue;
 
-cudaError_t forward_cuda(DType dtype, const void* logits,
-                         const int64_t* labels, const float* weights,
-                         int64_t batch, int64_t anchors, int64_t classes,
-                         double lam_pos, double lam_neg, void* workspace,
-                         void* stats, int64_t* status, cudaStream_t stream) {
-  DR_DISPATCH(dtype, forward_typed, logits, labels, weights, batch, anchors,
-              classes, lam_pos, lam_neg, workspace, stats, status, stream)
-}
+cudaError_t forward_cuda(DType dtype, const void* logits, const int64_t* labels,
+                         const float* weights, int64_t batch, int64_t anchors,
+                         int64_t classes, double lam_pos, double lam_neg,
+                         void* workspace, void* stats, int64_t* status,
+                         cudaStream_t stream){
+    DR_DISPATCH(dtype, forward_typed, logits, labels, weights, batch, anchors,
+                classes, lam_pos, lam_neg, workspace, stats, status, stream)}
 
-cudaError_t backward_cuda(DType dtype, const void* logits,
-                          const int64_t* labels, const float* weights,
-                          const void* stats, const void* g_neg,
-                          const void* g_pos, int64_t batch, int64_t anchors,
-                          int64_t classes, double lam_pos, double lam_neg,
-                          void* grad, cudaStream_t stream) {
+cudaError_t
+    backward_cuda(DType dtype, const void* logits, const int64_t* labels,
+                  const float* weights, const void* stats, const void* g_neg,
+                  const void* g_pos, int64_t batch, int64_t anchors,
+                  int64_t classes, double lam_pos, double lam_neg, void* grad,
+                  cudaStream_t stream) {
   DR_DISPATCH(dtype, backward_typed, logits, labels, weights, stats, g_neg,
               g_pos, batch, anchors, classes, lam_pos, lam_neg, grad, stream)
 }

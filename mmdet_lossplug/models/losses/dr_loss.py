@@ -24,16 +24,18 @@ from torch import Tensor
 
 from ...input_checks import (check_finite, check_integer_labels, check_number,
                              check_same_device)
-from ...ops import dr_expectation_fn
+from ...ops import dr_expectation
+from ...ops.dr_expectation import check_impl
 from ...precision import upcast_low_precision
 
 SMOOTHS = ('logistic', 'quadratic', 'hinge')
 PAIRS = ('dr', 'neg_only')
 POOLS = ('image', 'batch')
-# The smallest temperature accepted: scores p / lam up to 1000 keep the
-# softmax weights' differences resolvable in float32 (the paper's lambdas
-# are above 0.03; much smaller ones make the expectations a hard max).
-MIN_LAMBDA = 1e-3
+# The smallest temperature the loss accepts: scores p / lam up to 1000 keep
+# the softmax weights' differences resolvable in float32 (the paper's
+# lambdas are above 0.03; much smaller ones make the expectations a hard
+# max). The op itself takes any lam down to ops' MIN_LAMBDA_FLOAT32.
+MIN_LOSS_LAMBDA = 1e-3
 IMAGE_LEVEL_HEADS = (
     'DRLoss ranks all anchors of each image together and takes '
     'cls_score (B, A, C), labels (B, A), label_weights (B, A) without '
@@ -107,9 +109,9 @@ class DRLoss(nn.Module):
         if not use_sigmoid:
             raise ValueError('DRLoss ranks sigmoid scores; '
                              'use_sigmoid=False is not supported')
-        self.expectation = dr_expectation_fn(impl)
-        self.lam_pos = check_number(lam_pos, 'lam_pos', low=MIN_LAMBDA)
-        self.lam_neg = check_number(lam_neg, 'lam_neg', low=MIN_LAMBDA)
+        self.impl = check_impl(impl)
+        self.lam_pos = check_number(lam_pos, 'lam_pos', low=MIN_LOSS_LAMBDA)
+        self.lam_neg = check_number(lam_neg, 'lam_neg', low=MIN_LOSS_LAMBDA)
         self.L = check_number(L, 'L', low=0.0, low_open=True)
         self.margin = check_number(margin, 'margin')
         self.loss_weight = check_number(loss_weight, 'loss_weight', low=0.0)
@@ -117,7 +119,6 @@ class DRLoss(nn.Module):
         self.rho = check_number(rho, 'rho', low=0.0, high=1.0, low_open=True)
         self.pair = pair
         self.pool = pool
-        self.impl = impl
         self.use_sigmoid = use_sigmoid
 
     def forward(self,
@@ -128,7 +129,7 @@ class DRLoss(nn.Module):
         """
         Args:
             cls_score (Tensor): ``(B, A, C)`` logits of all levels of each
-                image, concatenated.
+                image, concatenated. A NaN/Inf one makes the loss NaN.
             labels (Tensor): ``(B, A)`` integers in ``[0, C]``, ``C`` =
                 background.
             label_weights (Tensor, optional): ``(B, A)``, finite; ``<= 0``
@@ -158,8 +159,8 @@ class DRLoss(nn.Module):
             labels = labels.reshape(1, -1)
             if label_weights is not None:
                 label_weights = label_weights.reshape(1, -1)
-        e_neg, e_pos = self.expectation(cls_score, labels, label_weights,
-                                        self.lam_pos, self.lam_neg)
+        e_neg, e_pos = dr_expectation(cls_score, labels, label_weights,
+                                      self.lam_pos, self.lam_neg, self.impl)
         if self.pair == 'dr':
             per_image = self._pair_loss(e_neg - e_pos + self.margin)
         else:

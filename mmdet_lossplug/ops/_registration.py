@@ -1,0 +1,93 @@
+"""What PyTorch needs beside the compiled operators
+``torch.ops.mmdet_lossplug.dr_expectation`` / ``dr_expectation_backward``
+(schemas and CPU/CUDA kernels: ``mmdet_lossplug._ext``, registered when
+imported): their fake kernels, so that ``torch.compile`` traces through
+them, and the autograd formula."""
+import torch
+from torch import Tensor
+from torch.autograd import Function
+
+try:
+    from .. import _ext
+except ImportError as error:  # built with MMDET_LOSSPLUG_WITH_OPS=0
+    _ext, EXT_IMPORT_ERROR = None, error
+else:
+    EXT_IMPORT_ERROR = None
+HAS_EXT = _ext is not None
+HAS_CUDA_KERNEL = HAS_EXT and _ext.has_cuda()
+
+
+class _NoSecondDerivative(Function):
+    """Marks the op's gradient: differentiating it again (a gradient
+    penalty, double backward) raises instead of silently missing the op's
+    second derivative."""
+
+    @staticmethod
+    def forward(ctx, grad: Tensor) -> Tensor:
+        return grad.view_as(grad)
+
+    @staticmethod
+    def backward(ctx, _):
+        raise RuntimeError(
+            'mmdet_lossplug: the DR expectation op has no second derivative '
+            '(double backward, gradient penalties); use impl="reference" '
+            'there')
+
+
+def _acc_dtype(logits: Tensor) -> torch.dtype:
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _check_devices(logits: Tensor, **others) -> None:
+    """The real kernels' device check (dr_expectation.cpp), for the fake
+    kernels: without it a trace would accept inputs the op rejects."""
+    for name, value in others.items():
+        if value is not None and value.device != logits.device:
+            raise ValueError(f'{name} must be on the device of logits '
+                             f'({logits.device}), got {value.device}')
+
+
+if HAS_EXT:
+
+    @torch.library.register_fake('mmdet_lossplug::dr_expectation')
+    def _dr_expectation_fake(logits, labels, label_weights, lam_pos, lam_neg):
+        _check_devices(logits, labels=labels, label_weights=label_weights)
+        batch, acc = logits.size(0), _acc_dtype(logits)
+        stats = logits.new_empty(batch, _ext.NUM_STATS, dtype=acc)
+        status = labels.new_empty(_ext.NUM_STATUS)
+        e_neg, e_pos = (logits.new_empty(batch, dtype=acc) for _ in range(2))
+        return e_neg, e_pos, stats, status
+
+    @torch.library.register_fake('mmdet_lossplug::dr_expectation_backward')
+    def _dr_expectation_backward_fake(grad_e_neg, grad_e_pos, logits, labels,
+                                      label_weights, stats, lam_pos, lam_neg):
+        _check_devices(
+            logits,
+            grad_e_neg=grad_e_neg,
+            grad_e_pos=grad_e_pos,
+            labels=labels,
+            label_weights=label_weights,
+            stats=stats)
+        return logits.new_empty(logits.shape)
+
+    def _setup_context(ctx, inputs, output):
+        logits, labels, label_weights, lam_pos, lam_neg = inputs
+        ctx.save_for_backward(logits, labels, label_weights, output[2])
+        ctx.lams = (lam_pos, lam_neg)
+        ctx.mark_non_differentiable(output[2], output[3])
+
+    def _backward(ctx, grad_e_neg, grad_e_pos, _grad_stats, _grad_status):
+        logits, labels, label_weights, stats = ctx.saved_tensors
+        grad = torch.ops.mmdet_lossplug.dr_expectation_backward(
+            grad_e_neg, grad_e_pos, logits, labels, label_weights, stats,
+            *ctx.lams)
+        if torch.is_grad_enabled() and (logits.requires_grad
+                                        or grad_e_neg.requires_grad
+                                        or grad_e_pos.requires_grad):
+            grad = _NoSecondDerivative.apply(grad)  # under create_graph
+        return grad, None, None, None, None
+
+    torch.library.register_autograd(
+        'mmdet_lossplug::dr_expectation',
+        _backward,
+        setup_context=_setup_context)
