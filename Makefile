@@ -4,6 +4,7 @@
 #   make test  - set up .venv if needed, check style, compile the extension
 #                with CUDA against a second torch and run the op's tests
 #                with it (cuda-build), run the test suite
+#   make test-fast - the suite without its end-to-end tests, for the inner loop
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.installed
 CSRC := $(wildcard mmdet_lossplug/csrc/*.* mmdet_lossplug/csrc/*/*.*)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all install run test lint cuda-build gpu-bundle gpu-step-a gpu-step-b \
+.PHONY: all install run test test-fast lint cuda-build gpu-bundle gpu-step-a gpu-step-b \
     test-gpu
 
 all: run
@@ -99,6 +100,11 @@ cuda-build: $(CUDA_BUILT)
 
 test: install lint cuda-build
 	$(PY) -m pytest tests
+
+# The inner loop: the suite without its end-to-end tests (marker
+# integration: tool subprocesses, trainings), no lint, no CUDA build.
+test-fast: install
+	$(PY) -m pytest -m 'not integration' tests
 
 # A GPU machine with a CUDA PyTorch but no network and no mmcv/mmdet, such
 # as the device machine (10 minutes a command; docs/gpu.md):

@@ -17,7 +17,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import mmdet_lossplug  # noqa: F401
-from .conftest import SHAPES_CONFIG
+from .helpers import SHAPES_CONFIG
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -155,6 +155,7 @@ def test_dr_dense_head_config_changes_only_the_head_loss_and_threshold(
     assert dr['model.test_cfg.score_thr'] > focal['model.test_cfg.score_thr']
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     'config', [c for pair in DENSE_HEAD_PAIRS for c in pair],
     ids=[c for pair in DENSE_HEAD_PAIRS for c in pair])

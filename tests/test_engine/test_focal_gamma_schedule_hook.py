@@ -10,7 +10,7 @@ from mmdet.models.losses import FocalLoss
 from mmdet_lossplug.engine import FocalGammaScheduleHook, set_focal_gamma
 from mmdet_lossplug.models.losses import (AdaptiveFocalLoss,
                                           Poly1StarFocalLoss, PolyFocalLoss)
-from ..conftest import SHAPES_CONFIG, run_tool
+from ..helpers import SHAPES_CONFIG, run_tool
 
 
 def test_schedule_and_presets():
@@ -42,6 +42,7 @@ def test_set_focal_gamma_reaches_every_focal_type_loss():
     assert model[3].gammas == (5.0, 1.5)
 
 
+@pytest.mark.integration
 def test_gamma_changes_at_the_milestone_in_a_real_run(tmp_path, shapes_root):
     config = tmp_path / 'scheduled.py'
     config.write_text(

@@ -19,7 +19,7 @@ from mmengine.visualization import Visualizer
 from mmdet_lossplug.engine import ScoreDistributionHook
 from mmdet_lossplug.engine.hooks.score_distribution_hook import \
     positive_negative_scores
-from ..conftest import ROOT, SHAPES_CONFIG, run_tool
+from ..helpers import ROOT, SHAPES_CONFIG, run_tool
 
 
 def test_scores_sigmoid_by_hand():
@@ -89,6 +89,7 @@ def test_mask_rcnn_rpn_and_box_head(tmp_path):
         ScoreDistributionHook(loss_names=['head.nope']).before_train(runner)
 
 
+@pytest.mark.integration
 def test_real_run_logs_scalars_images_and_tensorboard(tmp_path, shapes_root):
     event_accumulator = pytest.importorskip(
         'tensorboard.backend.event_processing.event_accumulator')

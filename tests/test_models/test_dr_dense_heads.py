@@ -22,8 +22,8 @@ from mmdet_lossplug.models.dense_heads import (DRATSSHead, DRFCOSHead,
                                                ImageLevelClsLossMixin)
 from mmdet_lossplug.models.dense_heads.image_level_cls_loss import (
     ClsLossCall, regroup_per_image)
-from ..conftest import SHAPES_CONFIG
 from ..dr_oracle import dr_loss as oracle_dr_loss
+from ..helpers import SHAPES_CONFIG
 
 NUM_CLASSES = 3
 STRIDES = [8, 16, 32]
@@ -285,6 +285,7 @@ SHAPES_HEADS = {
 SHAPES_CLASSIFIERS = dict(FCOS='conv_cls', ATSS='atss_cls')
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize('detector', SHAPES_HEADS)
 def test_dr_loss_trains_a_detector_on_the_shapes_data(detector, shapes_root):
     init_default_scope('mmdet')

@@ -14,7 +14,7 @@ import torch
 
 from mmdet_lossplug.ops import (HAS_EXT, dr_expectation,
                                 dr_expectation_reference)
-from ..conftest import DEVICES, ROOT
+from ..helpers import DEVICES, ROOT
 
 # The module, not the function of the same name that ops/__init__ exports.
 dr_module = importlib.import_module('mmdet_lossplug.ops.dr_expectation')

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from mmdet_lossplug.input_checks import set_eager_checks
 from mmdet_lossplug.ops import HAS_EXT, dr_expectation
-from ..conftest import DEVICES
+from ..helpers import DEVICES
 
 IMPLS = [
     pytest.param(

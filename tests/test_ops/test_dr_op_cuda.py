@@ -16,7 +16,7 @@ import torch
 
 from mmdet_lossplug.ops import (HAS_EXT, dr_expectation,
                                 dr_expectation_reference)
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 pytestmark = pytest.mark.skipif(
     not (HAS_EXT and torch.cuda.is_available()), reason='needs a GPU')

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from mmdet_lossplug.ops import HAS_EXT
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mmdet_lossplug.ops import HAS_EXT, dr_expectation
-from ..conftest import DEVICES
 from ..dr_oracle import expectation_grads, expectations
+from ..helpers import DEVICES
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')

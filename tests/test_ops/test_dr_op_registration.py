@@ -11,7 +11,7 @@ import torch
 from torch.library import opcheck
 
 from mmdet_lossplug.ops import HAS_EXT, dr_expectation
-from ..conftest import DEVICES, ROOT
+from ..helpers import DEVICES, ROOT
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 BUDGET = 110  # forward + backward, per element
 

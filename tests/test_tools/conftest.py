@@ -1,6 +1,6 @@
 import pytest
 
-from ..conftest import load_tool
+from ..helpers import load_tool
 
 
 @pytest.fixture(scope='session')

@@ -10,7 +10,11 @@ import re
 import subprocess
 import sys
 
-from ..conftest import ROOT, SHAPES_CONFIG, run_tool
+import pytest
+
+from ..helpers import ROOT, SHAPES_CONFIG, run_tool
+
+pytestmark = pytest.mark.integration  # runs the tools / trains
 
 # 4 iterations leave every score near the 0.01 prior: keep them all.
 KEEP_ALL = 'model.test_cfg.score_thr=0.0'

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from mmdet_lossplug.engine import safe_checkpoint
-from ..conftest import ROOT, SHAPES_CONFIG, run_tool
+from ..helpers import ROOT, SHAPES_CONFIG, run_tool
+
+pytestmark = pytest.mark.integration  # runs the tools / trains
 
 MMENGINE_GLOBALS = safe_checkpoint.mmengine_checkpoint_globals()
 

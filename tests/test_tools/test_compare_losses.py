@@ -18,7 +18,9 @@ from mmdet_lossplug.loss_comparison import (ONE_STAGE, TABLE_COLUMNS,
                                             format_differences, format_table,
                                             reported)
 from mmdet_lossplug.loss_comparison.training import build_config
-from ..conftest import ROOT, run_tool
+from ..helpers import ROOT, run_tool
+
+pytestmark = pytest.mark.integration  # runs the tools / trains
 
 
 def test_table_is_mean_and_sample_std_over_seeds():

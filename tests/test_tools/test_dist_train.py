@@ -10,10 +10,13 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from ..conftest import ROOT, SHAPES_CONFIG, run_tool
+from ..helpers import ROOT, SHAPES_CONFIG, run_tool
 from .test_calibrate import _metrics
+
+pytestmark = pytest.mark.integration  # runs the tools / trains
 
 
 def _free_port() -> int:

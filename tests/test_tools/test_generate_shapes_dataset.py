@@ -7,7 +7,9 @@ import pytest
 from mmdet.datasets import CocoDataset, VOCDataset
 from mmengine.registry import init_default_scope
 
-from ..conftest import ROOT, run_tool
+from ..helpers import ROOT, run_tool
+
+pytestmark = pytest.mark.integration  # runs the tools / trains
 
 CLASSES = ('rectangle', 'ellipse', 'triangle')
 

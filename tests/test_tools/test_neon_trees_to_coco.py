@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ..conftest import load_tool
+from ..helpers import load_tool
+
+pytestmark = pytest.mark.integration  # runs the tools / trains
 
 tool = load_tool('dataset_converters', 'neon_trees_to_coco.py')
 

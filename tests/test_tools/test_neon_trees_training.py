@@ -2,6 +2,7 @@
 config's own dataset and pipeline: finite losses, weights that move."""
 import os
 
+import pytest
 import torch
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
@@ -10,10 +11,12 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import mmdet_lossplug  # noqa: F401
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 CONFIG = os.path.join(ROOT, 'configs', 'neon_trees',
                       'retinanet_r18-tiny_fpn_neon-trees.py')
+
+pytestmark = pytest.mark.integration  # runs the tools / trains
 
 
 def test_one_training_step_on_real_tiles(neon_trees, monkeypatch):

@@ -7,14 +7,16 @@ import pickle
 import re
 
 import mmdet
+import pytest
 
-from ..conftest import ROOT, SHAPES_CONFIG, run_tool
+from ..helpers import ROOT, SHAPES_CONFIG, run_tool
 
 SHORT_RUN = [
     'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
     'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
     'train_dataloader.batch_size=4'
 ]
+pytestmark = pytest.mark.integration  # runs the tools / trains
 
 
 def _env(shapes_root):
