@@ -39,8 +39,10 @@ MIN_LOSS_LAMBDA = 1e-3
 IMAGE_LEVEL_HEADS = (
     'DRLoss ranks all anchors of each image together and takes '
     'cls_score (B, A, C), labels (B, A), label_weights (B, A) without '
-    'avg_factor; a plain anchor head calls its loss once per FPN level. Use '
-    "bbox_head=dict(type='DRRetinaHead', ...) or mix "
+    'avg_factor; a plain dense head calls its loss once per FPN level (or '
+    'on all images mixed). Use a head that gives it every location of each '
+    "image: bbox_head=dict(type='DRRetinaHead' | 'DRATSSHead' | "
+    "'DRFCOSHead', ...), or mix "
     'mmdet_lossplug.models.dense_heads.ImageLevelClsLossMixin into your head')
 
 
