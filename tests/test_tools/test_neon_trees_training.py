@@ -23,9 +23,10 @@ def test_one_training_step_on_real_tiles(neon_trees, monkeypatch):
     init_default_scope('mmdet')
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     # filter_empty_gt: the training tiles with at least one tree
-    assert len(dataset) == len(
-        {a['image_id']
-         for a in datasets['train']['annotations']})
+    assert len(dataset) == len({
+        a['image_id']
+        for a in datasets['cross_site']['train']['annotations']
+    })
     batch = pseudo_collate([dataset[0], dataset[1]])
     assert all(len(s.gt_instances) > 0 for s in batch['data_samples'])
 
