@@ -27,10 +27,12 @@ model = dict(
         # layer2-layer7 outputs at strides 4, 8, 16 and 32 (24, 32, 96 and
         # 320 channels); the FPN starts at stride 8, as the anchors do.
         out_indices=(1, 2, 4, 6),
-        # The stem and the first block stay as ImageNet trained them, and
-        # so do the BN statistics: batches of 4 tiles are too few to
-        # re-estimate them.
-        frozen_stages=1,
+        # The stem, layer1 and layer2 (stride 4) stay as ImageNet trained
+        # them: as accurate as training layer2 too, a quarter less CPU time;
+        # freezing up to layer4 lost a third of the AP50 (probes in
+        # docs/neon_trees/probes.md). So do the BN statistics: batches of 4
+        # tiles are too few to re-estimate them.
+        frozen_stages=2,
         norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(
