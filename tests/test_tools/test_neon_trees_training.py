@@ -1,5 +1,7 @@
-"""One training step of configs/neon_trees on real tiles through the
-config's own dataset and pipeline: finite losses, weights that move."""
+"""One training step of each configs/neon_trees model on real tiles through
+the config's own dataset and pipeline: finite losses, weights that move;
+the MobileNetV2 models start from the converted ImageNet weights and keep
+their frozen stages."""
 import os
 
 import pytest
@@ -13,32 +15,83 @@ from mmengine.registry import init_default_scope
 import mmdet_lossplug  # noqa: F401
 from ..helpers import ROOT
 
-CONFIG = os.path.join(ROOT, 'configs', 'neon_trees',
-                      'retinanet_r18-tiny_fpn_neon-trees.py')
+
+def config_path(name):
+    return os.path.join(ROOT, 'configs', 'neon_trees', name)
 
 pytestmark = pytest.mark.integration  # runs the tools / trains
 
 
-def test_one_training_step_on_real_tiles(neon_trees, monkeypatch):
-    root, datasets = neon_trees
-    monkeypatch.setenv('NEON_TREES_ROOT', str(root))
-    cfg = Config.fromfile(CONFIG)
+def train_one_step(cfg, split, datasets):
+    """Build the config's training set and model, check the set against
+    the converter's tiles, take one step; return the model, its state
+    before the step and the step's losses."""
     init_default_scope('mmdet')
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     # filter_empty_gt: the training tiles with at least one tree
     assert len(dataset) == len(
         {a['image_id']
-         for a in datasets['train']['annotations']})
+         for a in datasets[split]['train']['annotations']})
     batch = pseudo_collate([dataset[0], dataset[1]])
     assert all(len(s.gt_instances) > 0 for s in batch['data_samples'])
 
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
+    model.init_weights()
     model.train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    before = [p.detach().clone() for p in model.parameters()]
+    before = {n: v.clone() for n, v in model.state_dict().items()}
     losses = model.train_step(batch, optim_wrapper)
-    assert set(losses) >= {'loss_cls', 'loss_bbox'}
     assert all(torch.isfinite(v).all() for v in losses.values())
-    moved = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]
+    return model, before, losses
+
+
+def test_from_scratch_config_trains_cross_site(neon_trees, monkeypatch):
+    root, datasets = neon_trees
+    monkeypatch.setenv('NEON_TREES_ROOT', str(root))
+    cfg = Config.fromfile(config_path('retinanet_r18-tiny_fpn_neon-trees.py'))
+    model, before, losses = train_one_step(cfg, 'cross_site', datasets)
+    assert set(losses) >= {'loss_cls', 'loss_bbox'}
+    moved = [
+        not torch.equal(before[n], p) for n, p in model.named_parameters()
+    ]
     assert sum(moved) > len(moved) // 2
+
+
+@pytest.mark.parametrize('split', ['in_site', 'cross_site'])
+@pytest.mark.parametrize(
+    'config, loss_keys',
+    [('retinanet_mobilenetv2_fpn_neon-trees.py', {'loss_cls', 'loss_bbox'}),
+     ('faster-rcnn_mobilenetv2_fpn_neon-trees.py',
+      {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox'})])
+def test_mobilenetv2_config_trains_from_imagenet_weights(
+        config, loss_keys, split, neon_trees, pretrained_root, monkeypatch):
+    root, datasets = neon_trees
+    monkeypatch.setenv('NEON_TREES_ROOT', str(root))
+    monkeypatch.setenv('NEON_TREES_SPLIT', split)
+    monkeypatch.setenv('PRETRAINED_ROOT', str(pretrained_root))
+    cfg = Config.fromfile(config_path(config))
+    (checkpoint, ) = pretrained_root.glob('*.pth')
+    imagenet = torch.load(
+        checkpoint, map_location='cpu', weights_only=True)['state_dict']
+
+    model, before, losses = train_one_step(cfg, split, datasets)
+    assert set(losses) >= loss_keys
+    # init_weights loaded every tensor of the ImageNet backbone.
+    for name, value in imagenet.items():
+        assert torch.equal(before['backbone.' + name], value), name
+    # norm_eval: BN keeps ImageNet's statistics while training.
+    after = model.state_dict()
+    for name, value in imagenet.items():
+        if 'running_' in name:
+            assert torch.equal(after['backbone.' + name], value), name
+    # The stem and the stages up to frozen_stages stay, and so does conv2
+    # (out index 7) when no output comes from it; the rest trains.
+    backbone = cfg.model.backbone
+    idle = ('backbone.conv1.', ) + tuple(
+        f'backbone.layer{i}.' for i in range(1, backbone.frozen_stages + 1))
+    if 7 not in backbone.out_indices:
+        idle += ('backbone.conv2.', )
+    for name, param in model.named_parameters():
+        moved = not torch.equal(before[name], param)
+        assert moved != name.startswith(idle), name
