@@ -80,11 +80,14 @@ def ground_truth_file(cfg: Config, ann_file: Optional[str] = None) -> str:
                      '--ann-file or give the test_evaluator an ann_file')
 
 
-def build_ap_evaluator(cfg: Config, dataset_meta: dict) -> Evaluator:
-    """The config's other metrics (AP): calibration errors come from
+def build_ap_evaluator(cfg: Config, dataset_meta: dict,
+                       ann_file: str) -> Evaluator:
+    """The config's other metrics (AP), reading their ground truth from
+    ``ann_file``: calibration errors come from
     ``detection_calibration_errors``."""
     metrics = [
-        m for m in metric_cfgs(cfg)
+        dict(m, ann_file=ann_file) if m.get('ann_file') else m
+        for m in metric_cfgs(cfg)
         if m['type'] not in ('DetectionCalibrationMetric', 'DumpDetResults',
                              'DumpResults')
     ]
@@ -198,15 +201,20 @@ def format_report(report: dict, iou_thrs: Sequence[float]) -> str:
     return '\n'.join(lines)
 
 
-class _Evaluation:
+class PredictionEvaluation:
     """AP (the config's metrics) and the calibration errors of a set of
-    predictions, judged against one ground truth."""
+    predictions, judged against one ground truth (``ann_file``: the AP
+    metrics read it too, whatever file the config names)."""
 
-    def __init__(self, cfg: Config, ann_file: str, iou_thrs: Sequence[float],
-                 n_bins: int) -> None:
+    def __init__(self,
+                 cfg: Config,
+                 ann_file: str,
+                 iou_thrs: Sequence[float] = (0.5, 0.75),
+                 n_bins: int = 10) -> None:
         self.dataset_meta = DATASETS.build(
             cfg.test_dataloader.dataset).metainfo
-        self.ap_evaluator = build_ap_evaluator(cfg, self.dataset_meta)
+        self.ap_evaluator = build_ap_evaluator(cfg, self.dataset_meta,
+                                               ann_file)
         self.coco_gt = load_coco(ann_file)
         self.iou_thrs = tuple(iou_thrs)
         self.n_bins = n_bins
@@ -245,10 +253,16 @@ def calibrate_predictions(config: str,
                           iou_thrs: Sequence[float] = (0.5, 0.75),
                           n_bins: int = 10,
                           ann_file: Optional[str] = None,
-                          cfg_options: Optional[dict] = None) -> dict:
+                          cfg_options: Optional[dict] = None,
+                          held_out: Optional[Tuple[list, str]] = None) -> dict:
     """Fit every calibrator to ``predictions`` of ``config``'s detector,
     evaluate before and after each, write the config applying
     ``calibrator`` and ``calibration.json`` to ``work_dir``.
+
+    With ``held_out = (predictions, ann_file)`` of other images, the
+    calibrators are fitted on ``predictions`` and every metric before and
+    after is of the held-out ones: no calibrator is scored on the data it
+    was fitted to.
 
     Returns:
         dict: The report (``calibration.json``; ``format_report`` makes a
@@ -262,14 +276,20 @@ def calibrate_predictions(config: str,
     iou_thrs = reported_iou_thrs(iou_thrs, fit_iou_thr)
     cfg = load_config(config, cfg_options)
     os.makedirs(work_dir, exist_ok=True)
-    evaluate = _Evaluation(cfg, ground_truth_file(cfg, ann_file), iou_thrs,
-                           n_bins)
-    judged = evaluate.judge(predictions)
-    calibrators = fit_calibrators(judged,
-                                  len(evaluate.dataset_meta['classes']),
+    fitting = PredictionEvaluation(cfg, ground_truth_file(cfg, ann_file),
+                                   iou_thrs, n_bins)
+    judged = fitting.judge(predictions)
+    calibrators = fit_calibrators(judged, len(fitting.dataset_meta['classes']),
                                   fit_iou_thr, objective, n_bins, classwise,
                                   target)
     fits = temperature_fits(judged, fit_iou_thr, n_bins)
+    if held_out is None:
+        evaluate = fitting
+    else:
+        predictions, held_out_ann_file = held_out
+        evaluate = PredictionEvaluation(cfg, held_out_ann_file, iou_thrs,
+                                        n_bins)
+        judged = evaluate.judge(predictions)
     before = evaluate(predictions, judged, osp.join(work_dir, 'before'))
     afters = {}
     for kind, fitted in calibrators.items():

@@ -3,14 +3,16 @@
 (``training``), runs side by side (``runner``), all of them (``study``)
 and the tables (``tables``). ``tools/analysis/compare_losses.py`` and
 ``plot_loss_comparison.py`` are their command lines."""
-from .data import CLASSES, TILE_SIZE, TILE_STRIDE, prepare_tiles
-from .rows import ONE_STAGE, Comparison
+from .data import (CLASSES, SPLITS, TILE_SIZE, TILE_STRIDE, prepare_tiles,
+                   split_root)
+from .rows import COMPARISONS, ONE_STAGE, TWO_STAGE, Comparison
 from .study import run_comparison
 from .tables import (COLUMNS, FIT_COLUMNS, TABLE_COLUMNS, format_differences,
                      format_table, reported)
 
 __all__ = [
-    'CLASSES', 'TILE_SIZE', 'TILE_STRIDE', 'prepare_tiles', 'Comparison',
-    'ONE_STAGE', 'run_comparison', 'COLUMNS', 'FIT_COLUMNS', 'TABLE_COLUMNS',
+    'CLASSES', 'SPLITS', 'TILE_SIZE', 'TILE_STRIDE', 'prepare_tiles',
+    'split_root', 'Comparison', 'COMPARISONS', 'ONE_STAGE', 'TWO_STAGE',
+    'run_comparison', 'COLUMNS', 'FIT_COLUMNS', 'TABLE_COLUMNS',
     'format_table', 'format_differences', 'reported'
 ]

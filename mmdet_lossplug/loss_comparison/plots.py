@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from ..evaluation import judge_predictions, load_coco, reliability_bins
-from .data import CLASSES, annotation_file
+from .data import CLASSES, TEST_PART, annotation_file
 
 SHOWN_SCORE = 0.3
 N_BINS = 10
@@ -127,16 +127,24 @@ def plot_histograms(judged: dict, out_file):
 
 def plot_all(work_dir: str, data_root: str, losses, seed: int, out_dir=None):
     """Write the three pictures of ``losses`` at ``seed`` to ``out_dir``
-    (default ``work_dir/plots``); return their paths."""
+    (default ``work_dir/plots``); return their paths. They show the
+    validation tiles of the split in ``data_root``: its test part where it
+    has one (the tiles the tables score)."""
     plt.switch_backend('Agg')
     out_dir = out_dir or osp.join(work_dir, 'plots')
     os.makedirs(out_dir, exist_ok=True)
-    ann_file = annotation_file(data_root, 'val')
+    ann_file = annotation_file(data_root, TEST_PART)
+    if not osp.isfile(ann_file):
+        ann_file = annotation_file(data_root, 'val')
     with open(ann_file) as f:
         coco = json.load(f)
+    shown = {image['id'] for image in coco['images']}
     predictions = {
-        name:
-        mmengine.load(osp.join(work_dir, name, f'seed{seed}', 'val.pkl'))
+        name: [
+            p for p in mmengine.load(
+                osp.join(work_dir, name, f'seed{seed}', 'val.pkl'))
+            if p['img_id'] in shown
+        ]
         for name in losses
     }
     tile = densest_tile(coco)

@@ -34,7 +34,7 @@ class Comparison:
 
 
 def focal_family(loss_type: str, **loss) -> dict:
-    """A row that replaces the sigmoid focal loss (alpha 0.25)."""
+    """A row that replaces RetinaNet's sigmoid focal loss (alpha 0.25)."""
     return dict(
         bbox_head=dict(
             loss_cls=dict(
@@ -45,10 +45,25 @@ def focal_family(loss_type: str, **loss) -> dict:
                 **loss)))
 
 
-# The README's run command: RetinaNet, the sigmoid focal loss as baseline.
+def box_classifier(loss_type: str, **loss) -> dict:
+    """A row that replaces the RoI box classifier's softmax cross-entropy
+    (over the C + 1 classes, background included)."""
+    return dict(
+        roi_head=dict(
+            bbox_head=dict(
+                loss_cls=dict(
+                    _delete_=True, type=loss_type, use_sigmoid=False, **
+                    loss))))
+
+
+def neon_config(name: str) -> str:
+    return osp.join(REPO_ROOT, 'configs', 'neon_trees', name)
+
+
+# RetinaNet on the ImageNet MobileNetV2, the sigmoid focal loss as baseline:
+# every one-stage loss where its paper put it.
 ONE_STAGE = Comparison(
-    config=osp.join(REPO_ROOT, 'configs', 'neon_trees',
-                    'retinanet_r18-tiny_fpn_neon-trees.py'),
+    config=neon_config('retinanet_mobilenetv2_fpn_neon-trees.py'),
     rows={
         'focal':
         focal_family('FocalLoss', gamma=2.0),
@@ -70,3 +85,20 @@ ONE_STAGE = Comparison(
                 loss_cls=dict(_delete_=True, type='DRLoss')),
             test_cfg=dict(score_thr=0.2)),
     })
+
+# Faster R-CNN on the same backbone, softmax cross-entropy in the box
+# classifier as baseline: where the PolyLoss paper's detection result
+# (Poly-1 CE in Mask R-CNN's box classifier, epsilon -1) and the
+# calibration paper's softmax focal losses (FLA-53) belong.
+TWO_STAGE = Comparison(
+    config=neon_config('faster-rcnn_mobilenetv2_fpn_neon-trees.py'),
+    rows={
+        'ce': {},
+        'poly1_ce':
+        box_classifier('Poly1CrossEntropyLoss', epsilon=-1.0),
+        'adaptive_focal_softmax':
+        box_classifier(
+            'AdaptiveFocalLoss', gammas=(5.0, 3.0), thresholds=(0.2, )),
+    })
+
+COMPARISONS = {'one-stage': ONE_STAGE, 'two-stage': TWO_STAGE}

@@ -1,6 +1,10 @@
 """One (row, seed) run of a comparison, in its worker: the config, the
 training, the validation and training-tile metrics, and, for the
-baseline, the same predictions after temperature scaling."""
+baseline, the same predictions after temperature scaling.
+
+Where the validation tiles come in a calibration and a test part (the
+in-site split), every reported metric is of the test part, and the
+temperature is fitted on the calibration part."""
 import copy
 import os.path as osp
 import time
@@ -9,8 +13,8 @@ import mmengine
 from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
 
-from ..apis import calibrate_predictions
-from .data import annotation_file
+from ..apis import PredictionEvaluation, calibrate_predictions
+from .data import CALIBRATION_PART, TEST_PART, annotation_file
 from .rows import Comparison
 from .tables import COLUMNS, FIT_COLUMNS, FIT_PREFIX, reported
 
@@ -67,6 +71,21 @@ def build_config(comparison: Comparison, name: str, seed: int, iters: int,
     return cfg
 
 
+def validation_parts(cfg: Config, predictions: list) -> dict:
+    """The validation predictions split into the calibration and test parts
+    with their annotation files, ``{}`` where the split has no parts."""
+    data_root = cfg.val_dataloader.dataset.data_root
+    parts = {}
+    for part in (CALIBRATION_PART, TEST_PART):
+        ann_file = annotation_file(data_root, part)
+        if not osp.isfile(ann_file):
+            return {}
+        ids = {image['id'] for image in mmengine.load(ann_file)['images']}
+        parts[part] = ([p for p in predictions
+                        if p['img_id'] in ids], ann_file)
+    return parts
+
+
 def train_and_evaluate(comparison: Comparison, name: str, seed: int,
                        iters: int, work_dir: str) -> dict:
     """Train one (row, seed) run; its validation metrics, training-tile
@@ -84,22 +103,42 @@ def train_and_evaluate(comparison: Comparison, name: str, seed: int,
         if key.startswith('val/')
     }
     fit = runner.test()
+    predictions = osp.join(work_dir, 'val.pkl')
+    parts = validation_parts(cfg, mmengine.load(predictions))
+    if parts:  # the metrics of the test part alone
+        test_predictions, test_ann_file = parts[TEST_PART]
+        evaluate = PredictionEvaluation(cfg, test_ann_file)
+        validation = evaluate(test_predictions,
+                              evaluate.judge(test_predictions),
+                              osp.join(work_dir, 'test_part'))
     metrics = {key: reported(validation, key) for key, _ in COLUMNS}
     metrics.update({
         key: reported(fit, key[len(FIT_PREFIX):])
         for key, _ in FIT_COLUMNS
     })
-    return dict(
-        metrics, minutes=minutes, predictions=osp.join(work_dir, 'val.pkl'))
+    return dict(metrics, minutes=minutes, predictions=predictions)
 
 
 def temperature_scaled(comparison: Comparison, run: dict,
                        work_dir: str) -> dict:
-    """A run after post-hoc temperature scaling (T fitted by D-ECE on these
-    same validation predictions: an optimistic bound). A temperature keeps
-    the order of the scores, so the training tiles' AP is the run's."""
-    report = calibrate_predictions(comparison.config,
-                                   mmengine.load(run['predictions']), work_dir)
+    """A run after post-hoc temperature scaling: T fitted by D-ECE on the
+    calibration part and scored on the test part; without parts, fitted on
+    the validation predictions it is scored on (an optimistic bound). A
+    temperature keeps the order of the scores, so the training tiles' AP is
+    the run's."""
+    predictions = mmengine.load(run['predictions'])
+    parts = validation_parts(Config.fromfile(comparison.config), predictions)
+    if parts:
+        calibration, calibration_ann_file = parts[CALIBRATION_PART]
+        report = calibrate_predictions(
+            comparison.config,
+            calibration,
+            work_dir,
+            ann_file=calibration_ann_file,
+            held_out=parts[TEST_PART])
+    else:
+        report = calibrate_predictions(comparison.config, predictions,
+                                       work_dir)
     after = report['after']
     scaled = {key: after[key] for key, _ in COLUMNS}
     scaled.update({key: run[key] for key, _ in FIT_COLUMNS})

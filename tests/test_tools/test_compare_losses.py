@@ -1,7 +1,9 @@
 """tools/analysis/compare_losses.py (the README's run command): its table
 against hand-computed means and sample deviations, what a missing metric
-means, the schedule rescaled to the run length, a tiny run of two seeds
-side by side on the real tiles, and a failing run."""
+means, the schedule rescaled to the run length, a tiny run of both
+comparisons over two seeds side by side on the real in-site tiles (its AP50
+against COCOeval on the test part, the temperature fitted on the
+calibration part), and a failing run."""
 import dataclasses
 import json
 import math
@@ -12,7 +14,11 @@ import statistics
 import subprocess
 import sys
 
+import mmengine
+import numpy as np
 import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from mmdet_lossplug.loss_comparison import (ONE_STAGE, TABLE_COLUMNS,
                                             format_differences, format_table,
@@ -84,55 +90,144 @@ def test_a_missing_ap_is_zero_a_missing_calibration_error_is_an_error():
         reported({}, 'calibration/d_ece_50')
 
 
-def test_two_seeds_side_by_side_on_real_tiles(neon_trees, tmp_path):
+def compare_losses(work_dir, *args, pretrained_root, check=True):
+    """The run command on ``work_dir`` with the converted weights."""
+    command = [
+        osp.join(ROOT, 'tools', 'analysis', 'compare_losses.py'), '--work-dir',
+        str(work_dir), *args
+    ]
+    env = dict(os.environ, PRETRAINED_ROOT=str(pretrained_root))
+    if check:
+        return run_tool(*command, env=env)
+    return subprocess.run([sys.executable, *command],
+                          capture_output=True,
+                          text=True,
+                          env=env,
+                          timeout=900)
+
+
+def coco_ap50(predictions, ann_file) -> float:
+    """COCOeval's AP50 of dumped predictions, written here from the
+    pycocotools API (the oracle of the run's test-part metrics)."""
+    gt = COCO(ann_file)
+    boxes = [[
+        p['img_id'], x0, y0, x1 - x0, y1 - y0, score,
+        gt.getCatIds()[label]
+    ] for p in predictions for (x0, y0, x1, y1), score, label in zip(
+        p['pred_instances']['bboxes'].tolist(), p['pred_instances']
+        ['scores'].tolist(), p['pred_instances']['labels'].tolist())]
+    evaluation = COCOeval(gt, gt.loadRes(np.array(boxes)), 'bbox')
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    return evaluation.stats[1]
+
+
+def test_both_comparisons_in_site_two_seeds_side_by_side(
+        neon_trees, pretrained_root, tmp_path):
     root, _ = neon_trees
     work_dir = tmp_path / 'compare'
     work_dir.mkdir()
     os.symlink(root, work_dir / 'data')  # the tiles, already converted
-    # DR: its scores start at the 0.5 prior, so even 2 iterations detect
-    out = run_tool(
-        osp.join(ROOT, 'tools', 'analysis', 'compare_losses.py'), '--work-dir',
-        str(work_dir), '--iters', '2', '--seeds', '0', '1', '--losses', 'dr',
-        '--jobs', '2')
+    # DR: its scores start at the 0.5 prior, so even 2 iterations detect;
+    # ce is the two-stage baseline, so its temperature-scaled twin runs.
+    out = compare_losses(
+        work_dir,
+        '--iters',
+        '2',
+        '--seeds',
+        '0',
+        '1',
+        '--losses',
+        'dr',
+        'ce',
+        '--jobs',
+        '2',
+        pretrained_root=pretrained_root)
     assert '2 trainings of 2 iterations, 2 at a time' in out
-    assert '=== [2/2] dr, seed' in out
-    assert '| dr | 2 |' in out
+    assert '=== [2/2] dr, seed' in out and '=== [2/2] ce, seed' in out
+    assert '| dr | 2 |' in out and '| ce + T | 2 |' in out
     # mmengine's output went to each run's log, not to the console
     assert 'Iter(train)' not in out
+    runs = work_dir / 'one-stage' / 'in_site'
     for seed in (0, 1):
-        log = (work_dir / 'dr' / f'seed{seed}' / 'run.log').read_text()
+        log = (runs / 'dr' / f'seed{seed}' / 'run.log').read_text()
         assert 'Iter(train) [2/2]' in log and 'Iter(test)' in log
-    with open(work_dir / 'results.json') as f:
-        runs = json.load(f)['results']['dr']
-    assert len(runs) == 2
+    with open(work_dir / 'results_in_site.json') as f:
+        summary = json.load(f)['comparisons']
+    dr = summary['one-stage']['results']['dr']
+    assert len(dr) == 2
     for picture in ('detections', 'reliability', 'score_histograms'):
-        assert (work_dir / 'plots' / f'{picture}.png').stat().st_size > 0
-    for run in runs:
+        assert (runs / 'plots' / f'{picture}.png').stat().st_size > 0
+    # The table's AP50 is of the validation strip's test part alone.
+    test_ann_file = root / 'in_site' / 'annotations' / 'instances_test.json'
+    test_ids = {
+        i['id']
+        for i in json.loads(test_ann_file.read_text())['images']
+    }
+    for seed, run in enumerate(dr):
+        predictions = [
+            p for p in mmengine.load(runs / 'dr' / f'seed{seed}' / 'val.pkl')
+            if p['img_id'] in test_ids
+        ]
+        assert run['coco/bbox_mAP_50'] == pytest.approx(
+            coco_ap50(predictions, str(test_ann_file)), abs=1e-3)
         assert 0 <= run['train_tiles/coco/bbox_mAP_50'] <= 1
         assert 0 <= run['calibration/d_ece_50'] <= 1
+    # The temperature is fitted on every detection of the calibration part
+    # and scored on the test part.
+    calib_ann_file = root / 'in_site' / 'annotations' / 'instances_calib.json'
+    calib_ids = {
+        i['id']
+        for i in json.loads(calib_ann_file.read_text())['images']
+    }
+    for seed in (0, 1):
+        ce = work_dir / 'two-stage' / 'in_site' / 'ce' / f'seed{seed}'
+        predictions = mmengine.load(ce / 'val.pkl')
+        report = json.loads(
+            (ce / 'calibration' / 'calibration.json').read_text())
+        assert report['detections'] == sum(
+            len(p['pred_instances']['scores']) for p in predictions
+            if p['img_id'] in calib_ids)
+        assert report['before']['coco/bbox_mAP_50'] == pytest.approx(
+            coco_ap50([p for p in predictions if p['img_id'] in test_ids],
+                      str(test_ann_file)),
+            abs=1e-3)
 
 
-def test_a_failed_training_names_itself_and_its_log(neon_trees, tmp_path):
+def test_a_failed_training_names_itself_and_its_log(neon_trees,
+                                                    pretrained_root, tmp_path):
     root, _ = neon_trees
     data = tmp_path / 'compare' / 'data'
     # the annotations without the tiles: the worker cannot load an image
-    shutil.copytree(root / 'annotations', data / 'annotations')
-    proc = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools', 'analysis', 'compare_losses.py'), '--work-dir',
-        str(tmp_path / 'compare'), '--iters', '1', '--seeds', '0', '1', '2',
-        '--losses', 'dr', '--jobs', '1', '--no-plots'
-    ],
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
+    for split in ('.', 'in_site'):
+        shutil.copytree(root / split / 'annotations',
+                        data / split / 'annotations')
+    proc = compare_losses(
+        tmp_path / 'compare',
+        '--iters',
+        '1',
+        '--seeds',
+        '0',
+        '1',
+        '2',
+        '--comparisons',
+        'one-stage',
+        '--losses',
+        'dr',
+        '--jobs',
+        '1',
+        '--no-plots',
+        pretrained_root=pretrained_root,
+        check=False)
     assert proc.returncode != 0
-    log = tmp_path / 'compare' / 'dr' / 'seed0' / 'run.log'
+    runs = tmp_path / 'compare' / 'one-stage' / 'in_site' / 'dr'
+    log = runs / 'seed0' / 'run.log'
     assert 'training dr with seed 0 failed' in proc.stderr
     assert f'its output is in {log}' in proc.stderr
     assert 'Traceback' in log.read_text()
     # the trainings still waiting never started
-    assert not (tmp_path / 'compare' / 'dr' / 'seed1').exists()
+    assert not (runs / 'seed1').exists()
 
 
 def test_the_schedule_follows_the_run_length(tmp_path):

@@ -16,10 +16,11 @@ import mmdet_lossplug  # noqa: F401
 from ..helpers import ROOT
 
 
+pytestmark = pytest.mark.integration  # runs the tools / trains
+
+
 def config_path(name):
     return os.path.join(ROOT, 'configs', 'neon_trees', name)
-
-pytestmark = pytest.mark.integration  # runs the tools / trains
 
 
 def train_one_step(cfg, split, datasets):

@@ -1,44 +1,74 @@
-"""Train the small RetinaNet with each classification loss on tiles of the
-NEON tree-crown photographs, over several seeds, and print mean +- std of
-COCO bbox AP, AP50, D-ECE@0.5, LaECE on the validation images, AP50 on the
-training tiles (how well each loss fits what it saw) and training time;
-focal after temperature scaling (tools/calibrate.py, T fitted on the
-validation predictions themselves) is one more row. A second table gives
-each loss's difference from focal with Welch's p over the seeds.
+"""Train each classification loss where its paper used it on tiles of the
+NEON tree-crown photographs, over several seeds, and print per comparison
+mean +- std of COCO bbox AP, AP50, D-ECE@0.5 and LaECE on held-out tiles,
+AP50 on the training tiles (how well each loss fits what it saw) and
+training time, then each loss's difference from its baseline with Welch's
+p over the seeds.
 
-This is the README's run command (``make run``): a CPU-sized comparison
-(minutes per run), not a reproduction; the paper configs are in
-``configs/polyloss`` and ``configs/dr_loss``. ``--jobs`` trainings run side
-by side in their own processes, each on ``cpu_count // jobs`` threads (on
-two cores two one-thread runs finish 1.5x sooner than one after the other);
-each run's log is ``WORK_DIR/<loss>/seed<S>/run.log``.
+Two comparisons on the ImageNet MobileNetV2 (configs/neon_trees):
+``one-stage``, RetinaNet with focal loss as baseline against PolyFocal,
+Poly-1*, sigmoid adaptive focal (FLA-53) and DR; ``two-stage``, Faster
+R-CNN with softmax cross-entropy in the box classifier as baseline against
+Poly-1 CE and softmax adaptive focal (FLA-53). Each baseline after
+temperature scaling is one more row. On the ``in_site`` split (default)
+the metrics are of the validation strip's test part and the temperature is
+fitted on its calibration part; ``cross_site`` validates on other
+photographs (and fits T on the predictions it scores).
+
+This is the README's run command (``make run``: two seeds of each
+comparison); ``--full`` runs the study of docs/neon_trees (five seeds
+one-stage, three two-stage). ``--jobs`` trainings run side by side in their
+own processes, each on ``cpu_count // jobs`` threads; each run's log is
+``WORK_DIR/<comparison>/<split>/<loss>/seed<S>/run.log``.
 
     python tools/analysis/compare_losses.py [--work-dir DIR] [--iters 800]
-        [--seeds 0 1 2] [--losses focal polyfocal poly1star adaptive_focal dr]
-        [--jobs 2] [--no-plots]
+        [--comparisons one-stage two-stage] [--split in_site|cross_site]
+        [--seeds 0 1 | --full] [--losses ...] [--jobs 2] [--no-plots]
 """
 import argparse
 import json
 import os
 import os.path as osp
 
-from mmdet_lossplug.loss_comparison import (ONE_STAGE, format_differences,
-                                            format_table, prepare_tiles,
-                                            run_comparison)
+from mmdet_lossplug.loss_comparison import (COMPARISONS, SPLITS,
+                                            format_differences, format_table,
+                                            prepare_tiles, run_comparison,
+                                            split_root)
 from mmdet_lossplug.loss_comparison.plots import plot_all
 from mmdet_lossplug.loss_comparison.runner import output_to
+
+# make run's subset, and the study's seeds per comparison (--full).
+DEFAULT_SEEDS = (0, 1)
+FULL_SEEDS = {'one-stage': (0, 1, 2, 3, 4), 'two-stage': (0, 1, 2)}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/compare_losses')
     parser.add_argument('--iters', type=int, default=800)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument(
+        '--comparisons',
+        nargs='+',
+        choices=list(COMPARISONS),
+        default=list(COMPARISONS))
+    parser.add_argument('--split', choices=SPLITS, default='in_site')
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        help=f'seeds of every comparison (default {list(DEFAULT_SEEDS)})')
+    seeds.add_argument(
+        '--full',
+        action='store_true',
+        help='the study: seeds ' +
+        ', '.join(f'{list(s)} {name}' for name, s in FULL_SEEDS.items()))
     parser.add_argument(
         '--losses',
         nargs='+',
-        choices=list(ONE_STAGE.rows),
-        default=list(ONE_STAGE.rows))
+        help='rows to train (default: every row of each comparison): ' +
+        ', '.join(f'{name}: {list(c.rows)}'
+                  for name, c in COMPARISONS.items()))
     parser.add_argument(
         '--jobs',
         type=int,
@@ -52,17 +82,28 @@ def parse_args(argv=None):
         parser.error(f'--iters must be at least 1, got {args.iters}')
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    known = {row for c in args.comparisons for row in COMPARISONS[c].rows}
+    unknown = set(args.losses or ()) - known
+    if unknown:
+        parser.error(f'--losses {sorted(unknown)} are in none of '
+                     f'{args.comparisons}: {sorted(known)}')
     return args
 
 
-def tables(results: dict, seeds) -> str:
+def seeds_of(args, comparison: str) -> list:
+    if args.full:
+        return list(FULL_SEEDS[comparison])
+    return list(args.seeds or DEFAULT_SEEDS)
+
+
+def tables(comparison, results: dict, seeds) -> str:
     """The table of means, and the differences from the baseline when
     there are seeds to compare."""
     table = format_table(results)
-    baseline = ONE_STAGE.baseline
+    baseline = comparison.baseline
     if baseline in results and len(seeds) > 1:
         differences = format_differences(
-            results, baseline, skipped=(ONE_STAGE.temperature_row, ))
+            results, baseline, skipped=(comparison.temperature_row, ))
         table += (f'\n\nDifference from {baseline} in points (Welch p over '
                   f'the seeds):\n{differences}')
     return table
@@ -72,25 +113,36 @@ def main(argv=None):
     args = parse_args(argv)
     data_root = osp.abspath(osp.join(args.work_dir, 'data'))
     prepare_tiles(data_root)
-    # Read by the config when each worker loads it.
+    # Read by the configs when each worker loads them.
     os.environ['NEON_TREES_ROOT'] = data_root
+    os.environ['NEON_TREES_SPLIT'] = args.split
     args.work_dir = osp.abspath(args.work_dir)
-
-    results = run_comparison(ONE_STAGE, args.losses, args.seeds, args.iters,
-                             args.jobs, args.work_dir)
-    table = tables(results, args.seeds)
-    print(f'\nMean ± std over seeds {args.seeds} on the NEON tree-crown '
-          f'validation tiles ({args.iters} iterations, CPU):\n{table}')
-    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write(table + '\n')
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(vars(args), results=results), f, indent=2)
-    if not args.no_plots:
-        plots = osp.join(args.work_dir, 'plots')
-        with output_to(osp.join(plots, 'plots.log')):  # pycocotools' prints
-            paths = plot_all(args.work_dir, data_root, args.losses,
-                             args.seeds[0], plots)
-        print(f'pictures (seed {args.seeds[0]}):', *paths, sep='\n')
+    summary = dict(vars(args), comparisons={})
+    for name in args.comparisons:
+        comparison = COMPARISONS[name]
+        rows = [r for r in comparison.rows if r in (args.losses or [r])]
+        seeds = seeds_of(args, name)
+        work_dir = osp.join(args.work_dir, name, args.split)
+        print(f'\n{name} ({args.split}): {", ".join(rows)}', flush=True)
+        results = run_comparison(comparison, rows, seeds, args.iters,
+                                 args.jobs, work_dir)
+        table = tables(comparison, results, seeds)
+        print(
+            f'\n{name}, mean ± std over seeds {seeds} on the NEON '
+            f'tree-crown {args.split} validation tiles ({args.iters} '
+            f'iterations, CPU):\n{table}',
+            flush=True)
+        with open(osp.join(work_dir, 'results.md'), 'w') as f:
+            f.write(table + '\n')
+        summary['comparisons'][name] = dict(seeds=seeds, results=results)
+        if not args.no_plots:
+            plots = osp.join(work_dir, 'plots')
+            with output_to(osp.join(plots, 'plots.log')):  # pycocotools
+                paths = plot_all(work_dir, split_root(data_root, args.split),
+                                 rows, seeds[0], plots)
+            print(f'pictures (seed {seeds[0]}):', *paths, sep='\n')
+    with open(osp.join(args.work_dir, f'results_{args.split}.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
 
 
 if __name__ == '__main__':

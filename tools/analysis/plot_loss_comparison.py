@@ -1,27 +1,33 @@
 """Pictures of a tools/analysis/compare_losses.py run, from the validation
-predictions it dumped (``WORK_DIR/<loss>/seed<S>/val.pkl``): detections
-beside ground truth, reliability diagrams and score histograms
-(:mod:`mmdet_lossplug.loss_comparison.plots`).
+predictions it dumped (``WORK_DIR/<comparison>/<split>/<loss>/seed<S>/
+val.pkl``): detections beside ground truth, reliability diagrams and score
+histograms (:mod:`mmdet_lossplug.loss_comparison.plots`).
 
-    python tools/analysis/plot_loss_comparison.py WORK_DIR [--seed 0]
-        [--losses ...] [--out-dir WORK_DIR/plots]
+    python tools/analysis/plot_loss_comparison.py WORK_DIR
+        [--comparison one-stage] [--split in_site] [--seed 0]
+        [--losses ...] [--out-dir DIR]
 """
 import argparse
 import os.path as osp
 
-from mmdet_lossplug.loss_comparison import ONE_STAGE
+from mmdet_lossplug.loss_comparison import COMPARISONS, SPLITS, split_root
 from mmdet_lossplug.loss_comparison.plots import plot_all
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir')
+    parser.add_argument(
+        '--comparison', choices=list(COMPARISONS), default='one-stage')
+    parser.add_argument('--split', choices=SPLITS, default='in_site')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--losses', nargs='+', default=list(ONE_STAGE.rows))
+    parser.add_argument('--losses', nargs='+')
     parser.add_argument('--out-dir')
     args = parser.parse_args()
-    for path in plot_all(args.work_dir, osp.join(args.work_dir, 'data'),
-                         args.losses, args.seed, args.out_dir):
+    runs = osp.join(args.work_dir, args.comparison, args.split)
+    losses = args.losses or list(COMPARISONS[args.comparison].rows)
+    data_root = split_root(osp.join(args.work_dir, 'data'), args.split)
+    for path in plot_all(runs, data_root, losses, args.seed, args.out_dir):
         print(path)
 
 
