@@ -7,11 +7,14 @@ write a config that applies the chosen one at test time.
         [--calibrator temperature|platt|isotonic] [--objective d-ece|nll]
         [--class-agnostic] [--target tp|iou] [--fit-iou-thr 0.5]
         [--iou-thrs 0.5 0.75] [--n-bins 10] [--ann-file FILE]
-        [--cfg-options k=v ...]
+        [--held-out PREDICTIONS ANN_FILE] [--cfg-options k=v ...]
     python tools/test.py DIR/<config>_<calibrator>.py CHECKPOINT
 
 All three calibrators (temperature, Platt, isotonic) are fitted and
-reported; ``--calibrator`` picks the one whose config is written. What is
+reported; ``--calibrator`` picks the one whose config is written. With
+``--held-out`` (predictions on other images and their ground truth) every
+metric before and after is of those, so no calibrator is scored on what it
+was fitted to. What is
 fitted to what, and what is checked:
 :mod:`mmdet_lossplug.apis.calibrate_predictions`.
 """
@@ -64,6 +67,12 @@ def parse_args(argv=None):
         '--ann-file',
         help='COCO ground truth of the predictions (default: the '
         "test_evaluator's CocoMetric ann_file)")
+    parser.add_argument(
+        '--held-out',
+        nargs=2,
+        metavar=('PREDICTIONS', 'ANN_FILE'),
+        help='score on these predictions of other images (and their COCO '
+        'ground truth) instead of those fitted on')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
@@ -109,7 +118,9 @@ def main(argv=None):
         iou_thrs=args.iou_thrs,
         n_bins=args.n_bins,
         ann_file=args.ann_file,
-        cfg_options=args.cfg_options)
+        cfg_options=args.cfg_options,
+        held_out=None if args.held_out is None else
+        (load_predictions(args.held_out[0]), args.held_out[1]))
     print(summary(report, args))
     return report
 
