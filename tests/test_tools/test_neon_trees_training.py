@@ -15,7 +15,6 @@ from mmengine.registry import init_default_scope
 import mmdet_lossplug  # noqa: F401
 from ..helpers import ROOT
 
-
 pytestmark = pytest.mark.integration  # runs the tools / trains
 
 
