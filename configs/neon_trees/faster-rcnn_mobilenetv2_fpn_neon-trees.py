@@ -82,9 +82,11 @@ model = dict(
                 min_pos_iou=0.5,
                 match_low_quality=False,
                 ignore_iof_thr=-1),
+            # 128 RoIs per image: the AP of 256 in 15 % less time (probes
+            # in docs/neon_trees/probes.md).
             sampler=dict(
                 type='RandomSampler',
-                num=256,
+                num=128,
                 pos_fraction=0.25,
                 neg_pos_ub=-1,
                 add_gt_as_proposals=True),
