@@ -101,4 +101,23 @@ TWO_STAGE = Comparison(
             'AdaptiveFocalLoss', gammas=(5.0, 3.0), thresholds=(0.2, )),
     })
 
-COMPARISONS = {'one-stage': ONE_STAGE, 'two-stage': TWO_STAGE}
+# FCOS (anchor-free) on the same backbone: focal against DR loss pooled
+# over every point of each image by DRFCOSHead. Not in make run (time):
+# compare_losses.py --comparisons anchor-free.
+ANCHOR_FREE = Comparison(
+    config=neon_config('fcos_mobilenetv2_fpn_neon-trees.py'),
+    rows={
+        'focal': {},
+        'dr':
+        dict(
+            bbox_head=dict(
+                type='DRFCOSHead', loss_cls=dict(_delete_=True,
+                                                 type='DRLoss')),
+            test_cfg=dict(score_thr=0.2)),
+    })
+
+COMPARISONS = {
+    'one-stage': ONE_STAGE,
+    'two-stage': TWO_STAGE,
+    'anchor-free': ANCHOR_FREE
+}

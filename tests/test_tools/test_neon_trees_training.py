@@ -2,6 +2,7 @@
 the config's own dataset and pipeline: finite losses, weights that move;
 the MobileNetV2 models start from the converted ImageNet weights and keep
 their frozen stages."""
+import copy
 import os
 
 import pytest
@@ -13,6 +14,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import mmdet_lossplug  # noqa: F401
+from mmdet_lossplug.loss_comparison.rows import ANCHOR_FREE
 from ..helpers import ROOT
 
 pytestmark = pytest.mark.integration  # runs the tools / trains
@@ -48,17 +50,28 @@ def train_one_step(cfg, split, datasets):
 
 @pytest.mark.parametrize('split', ['in_site', 'cross_site'])
 @pytest.mark.parametrize(
-    'config, loss_keys',
-    [('retinanet_mobilenetv2_fpn_neon-trees.py', {'loss_cls', 'loss_bbox'}),
-     ('faster-rcnn_mobilenetv2_fpn_neon-trees.py',
-      {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox'})])
+    'config, row, loss_keys',
+    [('retinanet_mobilenetv2_fpn_neon-trees.py', None,
+      {'loss_cls', 'loss_bbox'}),
+     ('faster-rcnn_mobilenetv2_fpn_neon-trees.py', None,
+      {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox'}),
+     ('fcos_mobilenetv2_fpn_neon-trees.py', None,
+      {'loss_cls', 'loss_bbox', 'loss_centerness'}),
+     ('fcos_mobilenetv2_fpn_neon-trees.py', 'dr',
+      {'loss_cls', 'loss_bbox', 'loss_centerness'})])
 def test_mobilenetv2_config_trains_from_imagenet_weights(
-        config, loss_keys, split, neon_trees, pretrained_root, monkeypatch):
+        config, row, loss_keys, split, neon_trees, pretrained_root,
+        monkeypatch):
+    """Each model, and DR loss in the anchor-free comparison's
+    DRFCOSHead, one step on real tiles."""
     root, datasets = neon_trees
     monkeypatch.setenv('NEON_TREES_ROOT', str(root))
     monkeypatch.setenv('NEON_TREES_SPLIT', split)
     monkeypatch.setenv('PRETRAINED_ROOT', str(pretrained_root))
     cfg = Config.fromfile(config_path(config))
+    if row is not None:
+        cfg.merge_from_dict(dict(model=copy.deepcopy(ANCHOR_FREE.rows[row])))
+        assert cfg.model.bbox_head.type == 'DRFCOSHead'
     (checkpoint, ) = pretrained_root.glob('*.pth')
     imagenet = torch.load(
         checkpoint, map_location='cpu', weights_only=True)['state_dict']

@@ -9,7 +9,9 @@ Two comparisons on the ImageNet MobileNetV2 (configs/neon_trees):
 ``one-stage``, RetinaNet with focal loss as baseline against PolyFocal,
 Poly-1*, sigmoid adaptive focal (FLA-53) and DR; ``two-stage``, Faster
 R-CNN with softmax cross-entropy in the box classifier as baseline against
-Poly-1 CE and softmax adaptive focal (FLA-53). Each baseline after
+Poly-1 CE and softmax adaptive focal (FLA-53); and, not run by default,
+``anchor-free``, FCOS with focal loss against DR in ``DRFCOSHead``. Each
+baseline after
 temperature scaling is one more row. On the ``in_site`` split (default)
 the metrics are of the validation strip's test part and the temperature is
 fitted on its calibration part; ``cross_site`` validates on other
@@ -38,8 +40,13 @@ from mmdet_lossplug.loss_comparison.plots import plot_all
 from mmdet_lossplug.loss_comparison.runner import output_to
 
 # make run's subset, and the study's seeds per comparison (--full).
+DEFAULT_COMPARISONS = ('one-stage', 'two-stage')
 DEFAULT_SEEDS = (0, 1)
-FULL_SEEDS = {'one-stage': (0, 1, 2, 3, 4), 'two-stage': (0, 1, 2)}
+FULL_SEEDS = {
+    'one-stage': (0, 1, 2, 3, 4),
+    'two-stage': (0, 1, 2),
+    'anchor-free': (0, 1, 2)
+}
 
 
 def parse_args(argv=None):
@@ -50,7 +57,7 @@ def parse_args(argv=None):
         '--comparisons',
         nargs='+',
         choices=list(COMPARISONS),
-        default=list(COMPARISONS))
+        default=list(DEFAULT_COMPARISONS))
     parser.add_argument('--split', choices=SPLITS, default='in_site')
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument(
