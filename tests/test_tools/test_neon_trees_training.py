@@ -58,20 +58,23 @@ def train_one_step(cfg, split, datasets):
      ('fcos_mobilenetv2_fpn_neon-trees.py', None,
       {'loss_cls', 'loss_bbox', 'loss_centerness'}),
      ('fcos_mobilenetv2_fpn_neon-trees.py', 'dr',
+      {'loss_cls', 'loss_bbox', 'loss_centerness'}),
+     ('atss_mobilenetv2_fpn_neon-trees.py', 'dr',
       {'loss_cls', 'loss_bbox', 'loss_centerness'})])
 def test_mobilenetv2_config_trains_from_imagenet_weights(
         config, row, loss_keys, split, neon_trees, pretrained_root,
         monkeypatch):
-    """Each model, and DR loss in the anchor-free comparison's
-    DRFCOSHead, one step on real tiles."""
+    """Each model, and DR loss (the anchor-free comparison's row) in
+    DRFCOSHead and DRATSSHead, one step on real tiles."""
     root, datasets = neon_trees
     monkeypatch.setenv('NEON_TREES_ROOT', str(root))
     monkeypatch.setenv('NEON_TREES_SPLIT', split)
     monkeypatch.setenv('PRETRAINED_ROOT', str(pretrained_root))
     cfg = Config.fromfile(config_path(config))
-    if row is not None:
+    if row is not None:  # DR loss in the head's DR variant
+        head = cfg.model.bbox_head.type
         cfg.merge_from_dict(dict(model=copy.deepcopy(ANCHOR_FREE.rows[row])))
-        assert cfg.model.bbox_head.type == 'DRFCOSHead'
+        cfg.model.bbox_head.type = 'DR' + head
     (checkpoint, ) = pretrained_root.glob('*.pth')
     imagenet = torch.load(
         checkpoint, map_location='cpu', weights_only=True)['state_dict']
