@@ -8,6 +8,7 @@ temperature is fitted on the calibration part."""
 import copy
 import os.path as osp
 import time
+from typing import Tuple
 
 import mmengine
 from mmengine.config import Config
@@ -87,9 +88,10 @@ def validation_parts(cfg: Config, predictions: list) -> dict:
 
 
 def train_and_evaluate(comparison: Comparison, name: str, seed: int,
-                       iters: int, work_dir: str) -> dict:
-    """Train one (row, seed) run; its validation metrics, training-tile
-    AP50, training minutes and the path of its validation predictions."""
+                       iters: int, work_dir: str) -> Tuple[dict, list, dict]:
+    """Train one (row, seed) run: its validation metrics, training-tile
+    AP50, training minutes and the path of its validation predictions;
+    and those predictions with their parts (:func:`validation_parts`)."""
     cfg = build_config(comparison, name, seed, iters, work_dir)
     set_random_seed(seed)
     runner = Runner.from_cfg(cfg)
@@ -103,8 +105,9 @@ def train_and_evaluate(comparison: Comparison, name: str, seed: int,
         if key.startswith('val/')
     }
     fit = runner.test()
-    predictions = osp.join(work_dir, 'val.pkl')
-    parts = validation_parts(cfg, mmengine.load(predictions))
+    predictions_file = osp.join(work_dir, 'val.pkl')
+    predictions = mmengine.load(predictions_file)
+    parts = validation_parts(cfg, predictions)
     if parts:  # the metrics of the test part alone
         test_predictions, test_ann_file = parts[TEST_PART]
         evaluate = PredictionEvaluation(cfg, test_ann_file)
@@ -116,18 +119,17 @@ def train_and_evaluate(comparison: Comparison, name: str, seed: int,
         key: reported(fit, key[len(FIT_PREFIX):])
         for key, _ in FIT_COLUMNS
     })
-    return dict(metrics, minutes=minutes, predictions=predictions)
+    run = dict(metrics, minutes=minutes, predictions=predictions_file)
+    return run, predictions, parts
 
 
-def temperature_scaled(comparison: Comparison, run: dict,
-                       work_dir: str) -> dict:
+def temperature_scaled(comparison: Comparison, run: dict, predictions: list,
+                       parts: dict, work_dir: str) -> dict:
     """A run after post-hoc temperature scaling: T fitted by D-ECE on the
     calibration part and scored on the test part; without parts, fitted on
     the validation predictions it is scored on (an optimistic bound). A
     temperature keeps the order of the scores, so the training tiles' AP is
     the run's."""
-    predictions = mmengine.load(run['predictions'])
-    parts = validation_parts(Config.fromfile(comparison.config), predictions)
     if parts:
         calibration, calibration_ann_file = parts[CALIBRATION_PART]
         report = calibrate_predictions(
@@ -151,8 +153,10 @@ def run_row(comparison: Comparison, iters: int, work_dir: str, name: str,
     """One (row, seed) run; for the baseline, with its temperature-scaled
     twin under ``'temperature_scaled'``."""
     directory = run_dir(work_dir, name, seed)
-    run = train_and_evaluate(comparison, name, seed, iters, directory)
+    run, predictions, parts = train_and_evaluate(comparison, name, seed, iters,
+                                                 directory)
     if name == comparison.baseline:
         run['temperature_scaled'] = temperature_scaled(
-            comparison, run, osp.join(directory, 'calibration'))
+            comparison, run, predictions, parts,
+            osp.join(directory, 'calibration'))
     return run
