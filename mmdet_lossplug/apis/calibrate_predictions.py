@@ -283,6 +283,8 @@ def calibrate_predictions(config: str,
                                   fit_iou_thr, objective, n_bins, classwise,
                                   target)
     fits = temperature_fits(judged, fit_iou_thr, n_bins)
+    # From here on, predictions and judged are the scored set: the fitted
+    # ones, or the held-out ones.
     if held_out is None:
         evaluate = fitting
     else:
