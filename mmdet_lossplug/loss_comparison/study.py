@@ -9,7 +9,7 @@ from typing import Sequence
 from .rows import Comparison
 from .runner import run_in_parallel, threads_per_job
 from .tables import TABLE_COLUMNS, Results
-from .training import run_dir, run_row
+from .training import RESULT_FILE, run_dir, run_row
 
 
 def run_comparison(comparison: Comparison, rows: Sequence[str],
@@ -23,17 +23,26 @@ def run_comparison(comparison: Comparison, rows: Sequence[str],
         f'time on {threads_per_job(jobs)} thread(s) each; logs in '
         f'{work_dir}/<loss>/seed<S>/run.log',
         flush=True)
-    start, done = time.time(), []
+    start, done, trained = time.time(), [], []
 
     def progress(task, run):
         name, seed = task
         done.append(task)
-        elapsed = (time.time() - start) / 60
         shown = ', '.join(f'{t} {100 * run[k]:.1f}' for k, t in TABLE_COLUMNS)
+        if run['finished_earlier']:
+            print(
+                f'=== [{len(done)}/{len(tasks)}] {name}, seed {seed}: '
+                f"{shown} ({run['minutes']:.1f} min, finished earlier: "
+                f'{RESULT_FILE} of the same settings)',
+                flush=True)
+            return
+        trained.append(task)
+        elapsed = (time.time() - start) / 60
         print(
             f'=== [{len(done)}/{len(tasks)}] {name}, seed {seed}: {shown} '
             f"({run['minutes']:.1f} min); {elapsed:.1f} min so far, about "
-            f'{elapsed / len(done) * (len(tasks) - len(done)):.1f} min to go',
+            f'{elapsed / len(trained) * (len(tasks) - len(done)):.1f} min to '
+            'go',
             flush=True)
 
     finished = run_in_parallel(

@@ -4,13 +4,22 @@ baseline, the same predictions after temperature scaling.
 
 Where the validation tiles come in a calibration and a test part (the
 in-site split), every reported metric is of the test part, and the
-temperature is fitted on the calibration part."""
+temperature is fitted on the calibration part.
+
+A finished run leaves ``result.json`` beside its checkpoint; the same run
+asked for again (same config, same numeric settings) is read from it, so
+that a study too long for one sitting is done in pieces: rerunning the
+command trains only what is missing."""
 import copy
+import hashlib
+import json
+import os
 import os.path as osp
 import time
-from typing import Tuple
+from typing import Optional, Tuple
 
 import mmengine
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
 
@@ -22,6 +31,11 @@ from .tables import COLUMNS, FIT_COLUMNS, FIT_PREFIX, reported
 # The learning-rate schedule, rescaled to the run's length: warm-up ends by
 # the last iteration, the step comes at three quarters of it.
 WARMUP, STEP = 'LinearLR', 'MultiStepLR'
+
+RESULT_FILE = 'result.json'
+# Settings outside the config that change a run's bits: the instruction
+# sets oneDNN and MKL may use (docs/neon_trees: the second numeric path).
+NUMERIC_ENV = ('ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS')
 
 
 def run_dir(work_dir: str, name: str, seed: int) -> str:
@@ -72,6 +86,29 @@ def build_config(comparison: Comparison, name: str, seed: int, iters: int,
     return cfg
 
 
+def run_fingerprint(cfg: Config) -> str:
+    """What decides a run's result besides the code: its config (paths
+    included), the numeric settings and torch's version."""
+    numeric = {name: os.environ.get(name) for name in NUMERIC_ENV}
+    described = json.dumps(
+        dict(config=cfg.pretty_text, numeric=numeric, torch=torch.__version__),
+        sort_keys=True)
+    return hashlib.sha256(described.encode()).hexdigest()
+
+
+def finished_run(directory: str, fingerprint: str) -> Optional[dict]:
+    """The result a run with this fingerprint left in ``directory``, or
+    ``None`` where there is none or it came from other settings."""
+    path = osp.join(directory, RESULT_FILE)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        saved = json.load(f)
+    if saved['fingerprint'] != fingerprint:
+        return None
+    return saved['run']
+
+
 def validation_parts(cfg: Config, predictions: list) -> dict:
     """The validation predictions split into the calibration and test parts
     with their annotation files, ``{}`` where the split has no parts."""
@@ -87,12 +124,11 @@ def validation_parts(cfg: Config, predictions: list) -> dict:
     return parts
 
 
-def train_and_evaluate(comparison: Comparison, name: str, seed: int,
-                       iters: int, work_dir: str) -> Tuple[dict, list, dict]:
+def train_and_evaluate(cfg: Config, seed: int) -> Tuple[dict, list, dict]:
     """Train one (row, seed) run: its validation metrics, training-tile
     AP50, training minutes and the path of its validation predictions;
     and those predictions with their parts (:func:`validation_parts`)."""
-    cfg = build_config(comparison, name, seed, iters, work_dir)
+    work_dir = cfg.work_dir
     set_random_seed(seed)
     runner = Runner.from_cfg(cfg)
     start = time.time()
@@ -151,12 +187,19 @@ def temperature_scaled(comparison: Comparison, run: dict, predictions: list,
 def run_row(comparison: Comparison, iters: int, work_dir: str, name: str,
             seed: int) -> dict:
     """One (row, seed) run; for the baseline, with its temperature-scaled
-    twin under ``'temperature_scaled'``."""
+    twin under ``'temperature_scaled'``. ``'finished_earlier'`` says
+    whether it was read from an earlier run's ``result.json``."""
     directory = run_dir(work_dir, name, seed)
-    run, predictions, parts = train_and_evaluate(comparison, name, seed, iters,
-                                                 directory)
+    cfg = build_config(comparison, name, seed, iters, directory)
+    fingerprint = run_fingerprint(cfg)
+    run = finished_run(directory, fingerprint)
+    if run is not None:
+        return dict(run, finished_earlier=True)
+    run, predictions, parts = train_and_evaluate(cfg, seed)
     if name == comparison.baseline:
         run['temperature_scaled'] = temperature_scaled(
             comparison, run, predictions, parts,
             osp.join(directory, 'calibration'))
-    return run
+    with open(osp.join(directory, RESULT_FILE), 'w') as f:
+        json.dump(dict(fingerprint=fingerprint, run=run), f, indent=2)
+    return dict(run, finished_earlier=False)
