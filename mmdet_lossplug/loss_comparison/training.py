@@ -12,6 +12,7 @@ that a study too long for one sitting is done in pieces: rerunning the
 command trains only what is missing."""
 import copy
 import hashlib
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -34,8 +35,10 @@ WARMUP, STEP = 'LinearLR', 'MultiStepLR'
 
 RESULT_FILE = 'result.json'
 # Settings outside the config that change a run's bits: the instruction
-# sets oneDNN and MKL may use (docs/neon_trees: the second numeric path).
-NUMERIC_ENV = ('ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS')
+# sets oneDNN, MKL and ATen's own kernels may use (set to AVX2, they give
+# the numbers of a machine without AVX-512: docs/neon_trees).
+NUMERIC_ENV = ('ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS',
+               'ATEN_CPU_CAPABILITY')
 
 
 def run_dir(work_dir: str, name: str, seed: int) -> str:
@@ -86,12 +89,28 @@ def build_config(comparison: Comparison, name: str, seed: int, iters: int,
     return cfg
 
 
+def op_library_digest() -> Optional[str]:
+    """The sha256 of the compiled op library this interpreter loads, ``None``
+    without one: a rebuild from other sources or flags is another run (an
+    AVX2 build gives the AVX-512 build's bits today: fixed 16-lane sums)."""
+    spec = importlib.util.find_spec('mmdet_lossplug._ext')
+    if spec is None or spec.origin is None:
+        return None
+    with open(spec.origin, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def run_fingerprint(cfg: Config) -> str:
-    """What decides a run's result besides the code: its config (paths
-    included), the numeric settings and torch's version."""
+    """What decides a run's result besides the Python code: its config
+    (paths included), the numeric settings, the op library and torch's
+    version."""
     numeric = {name: os.environ.get(name) for name in NUMERIC_ENV}
     described = json.dumps(
-        dict(config=cfg.pretty_text, numeric=numeric, torch=torch.__version__),
+        dict(
+            config=cfg.pretty_text,
+            numeric=numeric,
+            op_library=op_library_digest(),
+            torch=torch.__version__),
         sort_keys=True)
     return hashlib.sha256(described.encode()).hexdigest()
 

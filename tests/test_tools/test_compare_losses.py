@@ -3,7 +3,8 @@ against hand-computed means and sample deviations, what a missing metric
 means, the schedule rescaled to the run length, a tiny run of both
 comparisons over two seeds side by side on the real in-site tiles (its AP50
 against COCOeval on the test part, the temperature fitted on the
-calibration part), and a failing run."""
+calibration part) and the same command again reading each run's
+result.json, which settings make a run another one, and a failing run."""
 import dataclasses
 import json
 import math
@@ -23,7 +24,9 @@ from pycocotools.cocoeval import COCOeval
 from mmdet_lossplug.loss_comparison import (ONE_STAGE, TABLE_COLUMNS,
                                             format_differences, format_table,
                                             reported)
-from mmdet_lossplug.loss_comparison.training import build_config
+from mmdet_lossplug.loss_comparison.training import (RESULT_FILE, build_config,
+                                                     finished_run,
+                                                     run_fingerprint)
 from ..helpers import ROOT, run_tool
 
 pytestmark = pytest.mark.integration  # runs the tools / trains
@@ -193,6 +196,32 @@ def test_both_comparisons_in_site_two_seeds_side_by_side(
             coco_ap50([p for p in predictions if p['img_id'] in test_ids],
                       str(test_ann_file)),
             abs=1e-3)
+    # The same command again trains nothing: each run is read from the
+    # result.json it left, and the tables come out the same.
+    again = compare_losses(
+        work_dir,
+        '--iters',
+        '2',
+        '--seeds',
+        '0',
+        '1',
+        '--losses',
+        'dr',
+        'ce',
+        '--no-plots',
+        pretrained_root=pretrained_root)
+    for name in ('dr', 'ce'):
+        for seed in (0, 1):
+            assert (f'{name}, seed {seed}:' in again
+                    and 'finished earlier: result.json' in again)
+    assert again.count('finished earlier') == 4
+    tables = [line for line in out.splitlines() if line.startswith('| ')]
+    assert tables == [
+        line for line in again.splitlines() if line.startswith('| ')
+    ]
+    for seed in (0, 1):
+        log = runs / 'dr' / f'seed{seed}' / 'run.log'
+        assert log.read_text().count('Iter(train) [2/2]') == 1
 
 
 def test_a_failed_training_names_itself_and_its_log(neon_trees,
@@ -240,6 +269,27 @@ def test_the_schedule_follows_the_run_length(tmp_path):
                         str(tmp_path)).param_scheduler[0].end == 8
     assert cfg.model.bbox_head.type == 'DRRetinaHead'
     assert cfg.val_evaluator[-1].out_file_path == str(tmp_path / 'val.pkl')
+
+
+def test_a_run_is_reused_only_under_the_same_settings(tmp_path, monkeypatch):
+    directory = str(tmp_path / 'dr' / 'seed0')
+    os.makedirs(directory)
+    cfg = build_config(ONE_STAGE, 'dr', 0, 100, directory)
+    fingerprint = run_fingerprint(cfg)
+    assert finished_run(directory, fingerprint) is None  # nothing saved yet
+    run = {'coco/bbox_mAP_50': 0.5}
+    with open(osp.join(directory, RESULT_FILE), 'w') as f:
+        json.dump(dict(fingerprint=fingerprint, run=run), f)
+    assert finished_run(directory, fingerprint) == run
+    # another length, another seed, another numeric path: not the same run
+    others = [
+        build_config(ONE_STAGE, 'dr', 0, 101, directory),
+        build_config(ONE_STAGE, 'dr', 1, 100, directory)
+    ]
+    for other in others:
+        assert finished_run(directory, run_fingerprint(other)) is None
+    monkeypatch.setenv('ONEDNN_MAX_CPU_ISA', 'AVX2')
+    assert finished_run(directory, run_fingerprint(cfg)) is None
 
 
 def test_a_schedule_without_a_rescaling_rule_is_an_error(tmp_path):
