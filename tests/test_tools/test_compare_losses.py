@@ -27,7 +27,7 @@ from mmdet_lossplug.loss_comparison import (ONE_STAGE, TABLE_COLUMNS,
 from mmdet_lossplug.loss_comparison.training import (RESULT_FILE, build_config,
                                                      finished_run,
                                                      run_fingerprint)
-from ..helpers import ROOT, run_tool
+from ..helpers import ROOT, load_tool, run_tool
 
 pytestmark = pytest.mark.integration  # runs the tools / trains
 
@@ -269,6 +269,20 @@ def test_the_schedule_follows_the_run_length(tmp_path):
                         str(tmp_path)).param_scheduler[0].end == 8
     assert cfg.model.bbox_head.type == 'DRRetinaHead'
     assert cfg.val_evaluator[-1].out_file_path == str(tmp_path / 'val.pkl')
+
+
+def test_make_run_is_the_documented_subset_and_full_the_study():
+    tool = load_tool('analysis', 'compare_losses.py')
+    default, full = tool.parse_args([]), tool.parse_args(['--full'])
+    comparisons = ('one-stage', 'two-stage')
+    assert default.comparisons == list(comparisons)
+    # make run: about 30 minutes on two cores
+    assert [tool.seeds_of(default, c) for c in comparisons] == [[0, 1], [0]]
+    # the study of docs/neon_trees: >= 5 seeds one-stage, >= 3 two-stage
+    assert [tool.seeds_of(full, c) for c in comparisons] == [[0, 1, 2, 3, 4],
+                                                             [0, 1, 2]]
+    chosen = tool.parse_args(['--seeds', '3', '4'])
+    assert [tool.seeds_of(chosen, c) for c in comparisons] == [[3, 4]] * 2
 
 
 def test_a_run_is_reused_only_under_the_same_settings(tmp_path, monkeypatch):

@@ -17,9 +17,13 @@ the metrics are of the validation strip's test part and the temperature is
 fitted on its calibration part; ``cross_site`` validates on other
 photographs (and fits T on the predictions it scores).
 
-This is the README's run command (``make run``: two seeds of each
-comparison); ``--full`` runs the study of docs/neon_trees (five seeds
-one-stage, three two-stage). ``--jobs`` trainings run side by side in their
+This is the README's run command (``make run``: two seeds one-stage, one
+two-stage, about 30 minutes on two cores); ``--full`` runs the study of
+docs/neon_trees (five seeds one-stage, three two-stage). A run that
+finished leaves ``result.json`` beside its checkpoint and is not trained
+again under the same settings, so ``--full`` after ``make run`` trains
+only the seeds it lacks, and a study stopped part-way goes on where it
+stopped. ``--jobs`` trainings run side by side in their
 own processes, each on ``cpu_count // jobs`` threads; each run's log is
 ``WORK_DIR/<comparison>/<split>/<loss>/seed<S>/run.log``.
 
@@ -39,9 +43,14 @@ from mmdet_lossplug.loss_comparison import (COMPARISONS, SPLITS,
 from mmdet_lossplug.loss_comparison.plots import plot_all
 from mmdet_lossplug.loss_comparison.runner import output_to
 
-# make run's subset, and the study's seeds per comparison (--full).
+# make run's subset (about 30 minutes on two cores), and the study's seeds
+# per comparison (--full).
 DEFAULT_COMPARISONS = ('one-stage', 'two-stage')
-DEFAULT_SEEDS = (0, 1)
+DEFAULT_SEEDS = {
+    'one-stage': (0, 1),
+    'two-stage': (0, ),
+    'anchor-free': (0, 1)
+}
 FULL_SEEDS = {
     'one-stage': (0, 1, 2, 3, 4),
     'two-stage': (0, 1, 2),
@@ -64,7 +73,9 @@ def parse_args(argv=None):
         '--seeds',
         type=int,
         nargs='+',
-        help=f'seeds of every comparison (default {list(DEFAULT_SEEDS)})')
+        help='seeds of every comparison (default ' +
+        ', '.join(f'{list(s)} {name}'
+                  for name, s in DEFAULT_SEEDS.items()) + ')')
     seeds.add_argument(
         '--full',
         action='store_true',
@@ -100,7 +111,7 @@ def parse_args(argv=None):
 def seeds_of(args, comparison: str) -> list:
     if args.full:
         return list(FULL_SEEDS[comparison])
-    return list(args.seeds or DEFAULT_SEEDS)
+    return list(args.seeds or DEFAULT_SEEDS[comparison])
 
 
 def tables(comparison, results: dict, seeds) -> str:
