@@ -1,6 +1,8 @@
 """The comparison's tables: mean ± sample standard deviation over seeds of
-each row, and each row's difference from the baseline with Welch's p."""
-from typing import Dict, List
+each row, each row's difference from the baseline with Welch's p, and,
+between numeric paths (the same runs on other instruction sets), how far
+the numbers move and which differences survive every path."""
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from scipy.stats import ttest_ind
@@ -54,23 +56,82 @@ def format_table(results: Results) -> str:
     return '\n'.join(lines)
 
 
+def difference(results: Results, name: str, baseline: str,
+               key: str) -> Tuple[float, float]:
+    """Row ``name``'s mean minus the baseline's for metric ``key``, in
+    points, and the two-sided p of Welch's t-test over the seeds (scipy)."""
+    values = [100 * r[key] for r in results[name]]
+    base = [100 * r[key] for r in results[baseline]]
+    p = ttest_ind(values, base, equal_var=False).pvalue
+    return float(np.mean(values) - np.mean(base)), float(p)
+
+
 def format_differences(results: Results, baseline: str, skipped=()) -> str:
-    """Each row's mean minus the baseline's, metric by metric, in points,
-    with the two-sided p of Welch's t-test over the seeds (scipy): small p
-    says the gap is unlikely to be seed noise. Not corrected for the many
-    comparisons, and weak with few seeds. Rows in ``skipped`` (and the
+    """Each row's :func:`difference` from the baseline, metric by metric:
+    small p says the gap is unlikely to be seed noise. Not corrected for the
+    many comparisons, and weak with few seeds. Rows in ``skipped`` (and the
     baseline) get no line."""
     lines = _header(['loss'] +
                     [f'{t} vs {baseline}' for _, t in TABLE_COLUMNS])
-    for name, seeds in results.items():
+    for name in results:
         if name == baseline or name in skipped:
             continue
         cells = [name]
         for key, _ in TABLE_COLUMNS:
-            values = [100 * r[key] for r in seeds]
-            base = [100 * r[key] for r in results[baseline]]
-            p = ttest_ind(values, base, equal_var=False).pvalue
-            cells.append(f'{np.mean(values) - np.mean(base):+.1f} '
-                         f'(p {p:.3f})')
+            gap, p = difference(results, name, baseline, key)
+            cells.append(f'{gap:+.1f} (p {p:.3f})')
         lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def format_movement(first: Results, first_seeds: Sequence[int],
+                    second: Results, second_seeds: Sequence[int]) -> str:
+    """How far each row's numbers move between two numeric paths: per
+    metric, the mean and the largest absolute change, in points, over the
+    seeds both ran (the same row and seed on each path)."""
+    seeds = [s for s in first_seeds if s in second_seeds]
+    if not seeds:
+        raise ValueError(f'no seed in both runs: {list(first_seeds)} and '
+                         f'{list(second_seeds)}')
+    lines = _header(['loss', 'seeds'] +
+                    [f'{t}: mean / max |change|' for _, t in TABLE_COLUMNS])
+    for name in first:
+        if name not in second:
+            continue
+        cells = [name, ' '.join(map(str, seeds))]
+        for key, _ in TABLE_COLUMNS:
+            changes = [
+                100 * abs(first[name][first_seeds.index(s)][key] -
+                          second[name][second_seeds.index(s)][key])
+                for s in seeds
+            ]
+            cells.append(f'{np.mean(changes):.1f} / {max(changes):.1f}')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def format_surviving(paths: Dict[str, Results],
+                     baseline: str,
+                     skipped=(),
+                     alpha: float = 0.05) -> str:
+    """Each row's difference from the baseline on every numeric path
+    (``{path name: results}``), metric by metric, and whether it survives
+    them all: the same sign, and Welch's p below ``alpha`` on each path."""
+    names = list(paths)
+    first = paths[names[0]]
+    lines = _header(['loss', 'metric'] +
+                    [f'vs {baseline}, {n}' for n in names] + ['survives'])
+    for name in first:
+        if name == baseline or name in skipped or not all(
+                name in results for results in paths.values()):
+            continue
+        for key, title in TABLE_COLUMNS:
+            gaps = [difference(paths[n], name, baseline, key) for n in names]
+            signs = {np.sign(gap) for gap, _ in gaps}
+            survives = len(signs) == 1 and 0 not in signs and all(
+                p < alpha for _, p in gaps)
+            cells = [name, title]
+            cells += [f'{gap:+.1f} (p {p:.3f})' for gap, p in gaps]
+            cells.append('yes' if survives else 'no')
+            lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
