@@ -134,19 +134,9 @@ def test_both_comparisons_in_site_two_seeds_side_by_side(
     os.symlink(root, work_dir / 'data')  # the tiles, already converted
     # DR: its scores start at the 0.5 prior, so even 2 iterations detect;
     # ce is the two-stage baseline, so its temperature-scaled twin runs.
+    arguments = ('--iters', '2', '--seeds', '0', '1', '--losses', 'dr', 'ce')
     out = compare_losses(
-        work_dir,
-        '--iters',
-        '2',
-        '--seeds',
-        '0',
-        '1',
-        '--losses',
-        'dr',
-        'ce',
-        '--jobs',
-        '2',
-        pretrained_root=pretrained_root)
+        work_dir, *arguments, '--jobs', '2', pretrained_root=pretrained_root)
     assert '2 trainings of 2 iterations, 2 at a time' in out
     assert '=== [2/2] dr, seed' in out and '=== [2/2] ce, seed' in out
     assert '| dr | 2 |' in out and '| ce + T | 2 |' in out
@@ -199,17 +189,7 @@ def test_both_comparisons_in_site_two_seeds_side_by_side(
     # The same command again trains nothing: each run is read from the
     # result.json it left, and the tables come out the same.
     again = compare_losses(
-        work_dir,
-        '--iters',
-        '2',
-        '--seeds',
-        '0',
-        '1',
-        '--losses',
-        'dr',
-        'ce',
-        '--no-plots',
-        pretrained_root=pretrained_root)
+        work_dir, *arguments, '--no-plots', pretrained_root=pretrained_root)
     for name in ('dr', 'ce'):
         for seed in (0, 1):
             assert (f'{name}, seed {seed}:' in again
