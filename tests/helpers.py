@@ -1,5 +1,5 @@
 """What tests share besides fixtures: the repository's paths, the devices
-to parametrize over, and running a tool."""
+to parametrize over, running a tool, and the dense-head tests' batch."""
 import os.path as osp
 import runpy
 import subprocess
@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmengine.structures import InstanceData
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes',
@@ -41,3 +42,20 @@ def run_tool(*args, env=None, timeout=600):
         f'{args} exited {proc.returncode}\n{proc.stdout[-4000:]}\n'
         f'{proc.stderr[-4000:]}')
     return proc.stdout + proc.stderr
+
+
+def dense_head_batch(strides=(8, 16, 32)):
+    """Two 64 x 64 images for a dense head of 8 input channels: seeded FPN
+    features at ``strides``, three boxes of classes 0-2, and the metas."""
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 8, 64 // s, 64 // s) for s in strides]
+    gts = [
+        InstanceData(
+            bboxes=torch.tensor([[4., 6., 30., 40.], [30., 30., 60., 62.]]),
+            labels=torch.tensor([0, 2])),
+        InstanceData(
+            bboxes=torch.tensor([[10., 10., 50., 30.]]),
+            labels=torch.tensor([1])),
+    ]
+    metas = [dict(img_shape=(64, 64), pad_shape=(64, 64))] * 2
+    return feats, gts, metas

@@ -15,7 +15,6 @@ from mmengine.config import Config, ConfigDict
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from mmengine.structures import InstanceData
 
 from mmdet_lossplug.models.dense_heads import (DRATSSHead, DRFCOSHead,
                                                DRRetinaHead,
@@ -23,7 +22,7 @@ from mmdet_lossplug.models.dense_heads import (DRATSSHead, DRFCOSHead,
 from mmdet_lossplug.models.dense_heads.image_level_cls_loss import (
     ClsLossCall, regroup_per_image)
 from ..dr_oracle import dr_loss as oracle_dr_loss
-from ..helpers import SHAPES_CONFIG
+from ..helpers import SHAPES_CONFIG, dense_head_batch
 
 NUM_CLASSES = 3
 STRIDES = [8, 16, 32]
@@ -96,21 +95,6 @@ DR_DEFAULTS = dict(
     lam_pos=1.0, lam_neg=0.1 / math.log(3.5), L=6.0, margin=0.5, tau=4.0)
 
 
-def _batch():
-    torch.manual_seed(0)
-    feats = [torch.randn(2, 8, 64 // s, 64 // s) for s in STRIDES]
-    gts = [
-        InstanceData(
-            bboxes=torch.tensor([[4., 6., 30., 40.], [30., 30., 60., 62.]]),
-            labels=torch.tensor([0, 2])),
-        InstanceData(
-            bboxes=torch.tensor([[10., 10., 50., 30.]]),
-            labels=torch.tensor([1])),
-    ]
-    metas = [dict(img_shape=(64, 64), pad_shape=(64, 64))] * 2
-    return feats, gts, metas
-
-
 def _twin_heads(dr_type, stock_type, cfg, loss_cls):
     """The DR head with ``loss_cls`` and the stock head with focal loss,
     with the same weights."""
@@ -124,7 +108,7 @@ def _twin_heads(dr_type, stock_type, cfg, loss_cls):
 
 
 def _losses(head):
-    feats, gts, metas = _batch()
+    feats, gts, metas = dense_head_batch(STRIDES)
     return head.loss_by_feat(*head(feats), gts, metas)
 
 
@@ -203,7 +187,7 @@ def test_a_per_location_loss_computes_the_stock_heads_loss(name):
 def test_dr_loss_pools_every_level_of_each_image(name):
     dr_type, stock_type, cfg, cls_layer = HEADS[name]
     ours, _ = _twin_heads(dr_type, stock_type, cfg, dict(type='DRLoss'))
-    feats, gts, metas = _batch()
+    feats, gts, metas = dense_head_batch(STRIDES)
     outs = ours(feats)
     loss = ours.loss_by_feat(*outs, gts, metas)['loss_cls']
 

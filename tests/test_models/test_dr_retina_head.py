@@ -8,11 +8,11 @@ from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData
 
 from mmdet_lossplug.models.dense_heads import DRRetinaHead
 from mmdet_lossplug.models.losses import DRLoss
 from ..dr_oracle import dr_loss as oracle_dr_loss
+from ..helpers import dense_head_batch
 
 NUM_CLASSES = 3
 HEAD = dict(
@@ -42,21 +42,6 @@ HEAD = dict(
         allowed_border=-1,
         pos_weight=-1,
         debug=False))
-
-
-def _batch():
-    torch.manual_seed(0)
-    feats = [torch.randn(2, 8, 64 // s, 64 // s) for s in (8, 16, 32)]
-    gts = [
-        InstanceData(
-            bboxes=torch.tensor([[4., 6., 30., 40.], [30., 30., 60., 62.]]),
-            labels=torch.tensor([0, 2])),
-        InstanceData(
-            bboxes=torch.tensor([[10., 10., 50., 30.]]),
-            labels=torch.tensor([1])),
-    ]
-    metas = [dict(img_shape=(64, 64), pad_shape=(64, 64))] * 2
-    return feats, gts, metas
 
 
 def _level_targets(head, cls_scores, gts, metas):
@@ -92,7 +77,7 @@ def test_classifier_prior_is_one_half():
 
 def test_head_loss_pools_every_level_of_each_image():
     dr, focal = _heads()
-    feats, gts, metas = _batch()
+    feats, gts, metas = dense_head_batch()
     cls_scores, bbox_preds = dr(feats)
     losses = dr.loss_by_feat(cls_scores, bbox_preds, gts, metas)
 
@@ -137,7 +122,7 @@ def test_head_builds_from_config_and_predicts():
     head = MODELS.build(
         dict(type='DRRetinaHead', loss_cls=dict(type='DRLoss'), **HEAD))
     assert isinstance(head.loss_cls, DRLoss)
-    feats, _, metas = _batch()
+    feats, _, metas = dense_head_batch()
     head.test_cfg = ConfigDict(
         nms_pre=100,
         min_bbox_size=0,
@@ -152,7 +137,7 @@ def test_head_builds_from_config_and_predicts():
 def test_head_batch_pooling_equals_the_oracle_pooling_every_image():
     init_default_scope('mmdet')
     head = DRRetinaHead(loss_cls=dict(type='DRLoss', pool='batch'), **HEAD)
-    feats, gts, metas = _batch()
+    feats, gts, metas = dense_head_batch()
     cls_scores, bbox_preds = head(feats)
     loss = head.loss_by_feat(cls_scores, bbox_preds, gts, metas)['loss_cls']
     labels, weights = (
@@ -182,7 +167,7 @@ def test_decoded_box_loss_equals_retina_head():
     focal = RetinaHead(
         loss_cls=dict(type='FocalLoss', use_sigmoid=True), **cfg)
     focal.load_state_dict(dr.state_dict())
-    feats, gts, metas = _batch()
+    feats, gts, metas = dense_head_batch()
     ours = dr.loss_by_feat(*dr(feats), gts, metas)['loss_bbox']
     theirs = focal.loss_by_feat(*focal(feats), gts, metas)['loss_bbox']
     assert len(ours) == 3
@@ -194,7 +179,7 @@ def test_dr_loss_in_a_plain_retina_head_names_the_image_level_head():
     init_default_scope('mmdet')
     head = MODELS.build(
         dict(type='RetinaHead', loss_cls=dict(type='DRLoss'), **HEAD))
-    feats, gts, metas = _batch()
+    feats, gts, metas = dense_head_batch()
     with pytest.raises(
             ValueError, match='DRRetinaHead.*ImageLevelClsLossMixin'):
         head.loss_by_feat(*head(feats), gts, metas)
