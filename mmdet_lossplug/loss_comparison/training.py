@@ -219,6 +219,10 @@ def run_row(comparison: Comparison, iters: int, work_dir: str, name: str,
         run['temperature_scaled'] = temperature_scaled(
             comparison, run, predictions, parts,
             osp.join(directory, 'calibration'))
-    with open(osp.join(directory, RESULT_FILE), 'w') as f:
+    # Written whole or not at all: a run killed while writing is trained
+    # again rather than read half.
+    partial = osp.join(directory, RESULT_FILE + '.partial')
+    with open(partial, 'w') as f:
         json.dump(dict(fingerprint=fingerprint, run=run), f, indent=2)
+    os.replace(partial, osp.join(directory, RESULT_FILE))
     return dict(run, finished_earlier=False)
