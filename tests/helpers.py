@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.structures import InstanceData
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes',
@@ -47,6 +46,9 @@ def run_tool(*args, env=None, timeout=600):
 def dense_head_batch(strides=(8, 16, 32)):
     """Two 64 x 64 images for a dense head of 8 input channels: seeded FPN
     features at ``strides``, three boxes of classes 0-2, and the metas."""
+    # Imported here: make cuda-build runs the op tests, which import this
+    # module, in an environment without mmengine.
+    from mmengine.structures import InstanceData
     torch.manual_seed(0)
     feats = [torch.randn(2, 8, 64 // s, 64 // s) for s in strides]
     gts = [
