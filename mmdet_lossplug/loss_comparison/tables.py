@@ -32,9 +32,12 @@ def reported(metrics: dict, key: str) -> float:
 
 
 def mean_std(values) -> str:
+    """Mean ± sample standard deviation; one value alone, which has no
+    spread to show."""
     values = np.asarray(values, dtype=np.float64)
-    std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f'{values.mean():.1f} ± {std:.1f}'
+    if len(values) == 1:
+        return f'{values[0]:.1f}'
+    return f'{values.mean():.1f} ± {values.std(ddof=1):.1f}'
 
 
 def _header(cells) -> List[str]:

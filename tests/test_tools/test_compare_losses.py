@@ -22,8 +22,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mmdet_lossplug.loss_comparison import (ONE_STAGE, TABLE_COLUMNS,
-                                            format_differences, format_table,
-                                            reported)
+                                            TWO_STAGE, format_differences,
+                                            format_table, reported)
 from mmdet_lossplug.loss_comparison.training import (RESULT_FILE, build_config,
                                                      finished_run,
                                                      run_fingerprint)
@@ -56,6 +56,9 @@ def test_table_is_mean_and_sample_std_over_seeds():
     assert f'{statistics.stdev([10, 30]):.1f}' == '14.1'
     assert rows[2] == ('| focal | 2 | 20.0 ± 14.1 | 40.0 ± 14.1 | 10.0 ± 7.1 '
                        '| 8.0 ± 1.4 | 85.0 ± 7.1 | 1.5 ± 0.7 |')
+    # one seed has no spread to show
+    one = format_table({'focal': seeds[:1]}).splitlines()[2]
+    assert one == '| focal | 1 | 10.0 | 30.0 | 5.0 | 7.0 | 80.0 | 1.0 |'
 
 
 def test_differences_from_focal_with_welch_p():
@@ -263,6 +266,11 @@ def test_make_run_is_the_documented_subset_and_full_the_study():
                                                              [0, 1, 2]]
     chosen = tool.parse_args(['--seeds', '3', '4'])
     assert [tool.seeds_of(chosen, c) for c in comparisons] == [[3, 4]] * 2
+    # make run's one two-stage seed: its table says why there is no p
+    run = dict({key: 0.5 for key, _ in TABLE_COLUMNS}, minutes=4.0)
+    printed = tool.tables(TWO_STAGE, {'ce': [run], 'poly1_ce': [run]}, [0])
+    assert '| ce | 1 | 50.0 |' in printed and 'One seed: no spread' in printed
+    assert 'Welch' not in printed
 
 
 def test_a_run_is_reused_only_under_the_same_settings(tmp_path, monkeypatch):

@@ -119,7 +119,10 @@ def tables(comparison, results: dict, seeds) -> str:
     there are seeds to compare."""
     table = format_table(results)
     baseline = comparison.baseline
-    if baseline in results and len(seeds) > 1:
+    if len(seeds) == 1:
+        return table + ('\n\nOne seed: no spread and no p-values (--full '
+                        'runs the study\'s seeds).')
+    if baseline in results:
         differences = format_differences(
             results, baseline, skipped=(comparison.temperature_row, ))
         table += (f'\n\nDifference from {baseline} in points (Welch p over '
