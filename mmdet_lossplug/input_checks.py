@@ -27,6 +27,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .torch_features import HAS_COMPILED_ASSERTS, is_compiling
+
 _eager_checks = os.getenv('MMDET_LOSSPLUG_EAGER_CHECKS', '0') == '1'
 
 
@@ -43,13 +45,22 @@ def check_values(ok: Tensor, message: str) -> None:
 
     Under ``torch.compile`` and on an accelerator (eager checks off) the
     check is ``torch._assert_async``: a ``RuntimeError`` carrying
-    ``message`` on the CPU, a device-side assert on CUDA.
+    ``message`` on the CPU, a device-side assert on CUDA. Before torch 2.9
+    compiled code runs the check eagerly, a graph break
+    (:mod:`mmdet_lossplug.torch_features`).
     """
-    if torch.compiler.is_compiling() or (ok.device.type != 'cpu'
+    if is_compiling() or (ok.device.type != 'cpu'
                                          and not _eager_checks):
         torch._assert_async(ok, message)
     elif not bool(ok):
         raise ValueError(message)
+
+
+if not HAS_COMPILED_ASSERTS:
+    # torch < 2.9: Inductor compiles _assert_async to nothing, so a check
+    # traced into a graph would silently pass; it breaks the graph instead
+    # and runs eagerly.
+    check_values = torch._dynamo.disable(check_values)
 
 
 def check_number(value: float,
@@ -89,7 +100,7 @@ def check_scores_finite(scores: Tensor, name: str) -> None:
     """Under eager checks only, raise on NaN/Inf scores with their count
     (one host sync). Otherwise they pass: the loss comes out non-finite,
     as PyTorch's own losses do (see the module docstring)."""
-    if not _eager_checks or torch.compiler.is_compiling():
+    if not _eager_checks or is_compiling():
         return
     bad = int((~torch.isfinite(scores)).sum())
     if bad:

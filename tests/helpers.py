@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from mmdet_lossplug.torch_features import HAS_LIBRARY_FAKE_KERNELS
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes',
                          'retinanet_r18-tiny_fpn_shapes.py')
@@ -21,6 +23,12 @@ DEVICES = [
         marks=pytest.mark.skipif(
             not torch.cuda.is_available(), reason='needs a GPU'))
 ]
+
+# What only torch >= 2.4 gives the op (mmdet_lossplug/torch_features.py).
+needs_fake_kernels = pytest.mark.skipif(
+    not HAS_LIBRARY_FAKE_KERNELS,
+    reason=f'torch {torch.__version__} has no torch.library.register_fake: '
+    'the op has no fake kernels, and compiled code runs it eagerly')
 
 
 def load_tool(*path: str) -> SimpleNamespace:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..input_checks import check_scores_finite, check_values
+from ..torch_features import HAS_LIBRARY_FAKE_KERNELS
 from ._arguments import check_dr_arguments
 from ._registration import EXT_IMPORT_ERROR, HAS_CUDA_KERNEL, HAS_EXT
 from .reference import dr_expectation_reference
@@ -63,6 +64,12 @@ def _run_op(logits: Tensor, labels: Tensor, label_weights: Optional[Tensor],
             'and status, say which)')
     check_scores_finite(logits, 'logits')  # under eager checks only
     return e_neg, e_pos
+
+
+if not HAS_LIBRARY_FAKE_KERNELS:
+    # torch < 2.4: without a fake kernel Dynamo cannot trace the operator;
+    # a compiled function breaks its graph here and runs the op eagerly.
+    _run_op = torch._dynamo.disable(_run_op)
 
 
 _warned_fallback = set()

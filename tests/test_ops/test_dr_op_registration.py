@@ -1,17 +1,18 @@
 """The op as a PyTorch operator: torch.library.opcheck (schema, fake
-kernel, autograd registration, AOT dispatch), torch.compile(fullgraph=True)
-through the public entry point with the eager results, and a clear error on
-a second derivative."""
+kernel, autograd registration, AOT dispatch) and torch.compile(fullgraph=True)
+through the public entry point with the eager results where torch has fake
+kernels (>= 2.4); on every torch, a compiled function with the eager
+results, autograd on the operator itself, and a clear error on a second
+derivative."""
 import subprocess
 import sys
 from functools import partial
 
 import pytest
 import torch
-from torch.library import opcheck
 
 from mmdet_lossplug.ops import HAS_EXT, dr_expectation
-from ..helpers import DEVICES, ROOT
+from ..helpers import DEVICES, ROOT, needs_fake_kernels
 
 pytestmark = pytest.mark.skipif(
     not HAS_EXT, reason='mmdet_lossplug._ext is not built')
@@ -26,11 +27,13 @@ def make_case(dtype=torch.float32, batch=2, anchors=40, classes=5, seed=0):
     return logits, labels, weights
 
 
+@needs_fake_kernels
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype',
                          [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize('with_weights', [True, False])
 def test_opcheck(device, dtype, with_weights):
+    from torch.library import opcheck
     logits, labels, weights = (t.to(device) for t in make_case(dtype))
     weights = weights if with_weights else None
     opcheck(torch.ops.mmdet_lossplug.dr_expectation.default,
@@ -46,14 +49,21 @@ def test_opcheck(device, dtype, with_weights):
 
 
 @pytest.mark.parametrize('fn', [dr_expectation, dr_expectation_op])
-def test_compiles_fullgraph_with_eager_results(fn):
+@pytest.mark.parametrize('fullgraph', [
+    pytest.param(True, marks=needs_fake_kernels),
+    False,
+])
+def test_compiles_with_eager_results(fn, fullgraph):
+    """Without fake kernels (torch < 2.4) Dynamo breaks the graph at the
+    operator and runs it eagerly: the same numbers either way."""
+    torch._dynamo.reset()
     logits, labels, weights = make_case()
 
     def loss(x):
         e_neg, e_pos = fn(x, labels, weights, 1.0, 0.1)
         return (2 * e_neg - 3 * e_pos).sum()
 
-    compiled = torch.compile(loss, fullgraph=True, backend='aot_eager')
+    compiled = torch.compile(loss, fullgraph=fullgraph, backend='aot_eager')
     results = []
     for run in (loss, compiled):
         x = logits.clone().requires_grad_()
@@ -63,15 +73,22 @@ def test_compiles_fullgraph_with_eager_results(fn):
     torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
 
 
-def test_compiled_op_still_raises_on_bad_values():
+@pytest.mark.parametrize('fullgraph', [
+    pytest.param(True, marks=needs_fake_kernels),
+    False,
+])
+def test_compiled_op_still_raises_on_bad_values(fullgraph):
+    torch._dynamo.reset()
     logits, labels, weights = make_case()
-    compiled = torch.compile(dr_expectation, fullgraph=True, backend='eager')
+    compiled = torch.compile(
+        dr_expectation, fullgraph=fullgraph, backend='eager')
     compiled(logits, labels, weights, 1.0, 0.1)
     labels[1, 3] = -1
     with pytest.raises(ValueError, match=r'label -1 outside \[0, 5\]'):
         compiled(logits, labels, weights, 1.0, 0.1)
 
 
+@needs_fake_kernels
 def test_fake_kernels_check_devices_as_the_real_ones_do():
     """CPU logits with meta labels dispatch to the fake kernel, which must
     reject them as the CPU/CUDA kernels reject mixed devices."""
@@ -99,6 +116,24 @@ def test_status_layout_matches_the_extension():
     from mmdet_lossplug import _ext
     assert (_ext.STATUS_NON_FINITE_LOGITS, _ext.STATUS_BAD_LABELS,
             _ext.STATUS_NAN_WEIGHTS, _ext.NUM_STATUS) == (0, 1, 2, 3)
+
+
+def test_operator_itself_is_differentiable():
+    """Called directly, ``torch.ops.mmdet_lossplug.dr_expectation`` carries
+    its gradient (``register_autograd``, or the ``Autograd`` kernel before
+    torch 2.4): the same as through the public entry point."""
+    logits, labels, weights = make_case(torch.float64)
+    grads = []
+    for fn in (torch.ops.mmdet_lossplug.dr_expectation, dr_expectation_op):
+        x = logits.clone().requires_grad_()
+        e_neg, e_pos = fn(x, labels, weights, 1.0, 0.1)[:2]
+        grads.append(torch.autograd.grad((2 * e_neg - 3 * e_pos).sum(), x))
+    assert grads[0][0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    with torch.no_grad():
+        out = torch.ops.mmdet_lossplug.dr_expectation(
+            logits.clone().requires_grad_(), labels, weights, 1.0, 0.1)
+    assert not any(t.requires_grad for t in out)
 
 
 def test_second_derivative_raises_a_clear_error():
