@@ -49,8 +49,7 @@ def check_values(ok: Tensor, message: str) -> None:
     compiled code runs the check eagerly, a graph break
     (:mod:`mmdet_lossplug.torch_features`).
     """
-    if is_compiling() or (ok.device.type != 'cpu'
-                                         and not _eager_checks):
+    if is_compiling() or (ok.device.type != 'cpu' and not _eager_checks):
         torch._assert_async(ok, message)
     elif not bool(ok):
         raise ValueError(message)

@@ -71,7 +71,6 @@ if not HAS_LIBRARY_FAKE_KERNELS:
     # a compiled function breaks its graph here and runs the op eagerly.
     _run_op = torch._dynamo.disable(_run_op)
 
-
 _warned_fallback = set()
 
 
