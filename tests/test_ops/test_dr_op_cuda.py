@@ -211,9 +211,9 @@ def test_cuda_launches_per_call():
     labels, weights = labels.cuda(), weights.cuda()
     grads = [torch.ones(2, device='cuda'), torch.ones(2, device='cuda')]
     for profiling in (False, True):  # the first call warms up
-        with torch.profiler.profile(activities=[
-                torch.profiler.ProfilerActivity.CUDA
-        ]) if profiling else torch.no_grad() as prof:
+        with torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CUDA
+                            ]) if profiling else torch.no_grad() as prof:
             with torch.enable_grad():
                 e_neg, e_pos = dr_expectation_op(x, labels, weights, LAM_POS,
                                                  LAM_NEG)

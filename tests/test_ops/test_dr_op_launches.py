@@ -46,8 +46,9 @@ FORWARD_LAUNCHES, BACKWARD_LAUNCHES = 3, 1
 
 def launcher_kernels(function):
     """Kernel launches (``<<<``) in the body of a launcher of the .cu."""
-    with open(osp.join(ROOT, 'mmdet_lossplug', 'csrc', 'cuda',
-                       'dr_expectation_cuda.cu')) as f:
+    with open(
+            osp.join(ROOT, 'mmdet_lossplug', 'csrc', 'cuda',
+                     'dr_expectation_cuda.cu')) as f:
         source = f.read()
     body = source[source.index(f'cudaError_t {function}('):]
     body = body[:body.index('\n}\n')]
@@ -93,12 +94,11 @@ def test_op_call_launches_three_kernels_forward_one_backward(monkeypatch):
     monkeypatch.setattr(dr_module, '_op_supports', lambda logits: True)
     logits, labels, weights = meta_case()
     with Launches() as forward:
-        e_neg, e_pos = dr_expectation(logits, labels, weights, 1.0, 0.1,
-                                      'op')
+        e_neg, e_pos = dr_expectation(logits, labels, weights, 1.0, 0.1, 'op')
     assert forward.launches == FORWARD_LAUNCHES, forward.ops
-    assert [op for op, n in forward.ops if n] == [
-        'mmdet_lossplug::dr_expectation', 'aten::_assert_async'
-    ], forward.ops
+    assert [op for op, n in forward.ops
+            if n] == ['mmdet_lossplug::dr_expectation',
+                      'aten::_assert_async'], forward.ops
     grads = [torch.empty_like(e_neg), torch.empty_like(e_pos)]
     with Launches() as backward:
         torch.autograd.grad([e_neg, e_pos], logits, grads)

@@ -47,13 +47,14 @@ def cuda_binary_tools():
 def kernel_counts(sass, *args):
     """{kernel name: per element} from sass_loop_sizes.py's lines ending
     'per element' (with --whole, the whole-kernel figure)."""
-    out = subprocess.run(
-        [sys.executable,
-         osp.join(ROOT, 'tools', 'gpu', 'sass_loop_sizes.py'), *args],
-        input=sass,
-        capture_output=True,
-        text=True,
-        check=True).stdout
+    out = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'gpu', 'sass_loop_sizes.py'), *args
+    ],
+                         input=sass,
+                         capture_output=True,
+                         text=True,
+                         check=True).stdout
     counts, kernel = {}, None
     for line in out.splitlines():
         if not line.startswith(' '):

@@ -191,32 +191,33 @@ def kernel_rows(batches, dtypes, classes_list, iters):
         for name in dtypes:
             for classes in classes_list:
                 x, labels, weights = make_inputs(batch, 'cuda',
-                                                 getattr(torch, name),
-                                                 classes)
+                                                 getattr(torch, name), classes)
                 g = torch.ones(batch, device='cuda')
 
                 def kernels():
-                    _, _, stats, _ = op.dr_expectation(
-                        x, labels, weights, LAM_POS, LAM_NEG)
-                    op.dr_expectation_backward(g, g, x, labels, weights,
-                                               stats, LAM_POS, LAM_NEG)
+                    _, _, stats, _ = op.dr_expectation(x, labels, weights,
+                                                       LAM_POS, LAM_NEG)
+                    op.dr_expectation_backward(g, g, x, labels, weights, stats,
+                                               LAM_POS, LAM_NEG)
 
                 xg = x.detach().requires_grad_()
 
                 def whole():
-                    e_neg, e_pos = dr_expectation(xg, labels, weights,
-                                                  LAM_POS, LAM_NEG, 'op')
+                    e_neg, e_pos = dr_expectation(xg, labels, weights, LAM_POS,
+                                                  LAM_NEG, 'op')
                     torch.autograd.grad([e_neg, e_pos], xg, [g, g])
 
                 fewest = 3 * x.numel() * x.element_size() + 2 * labels.numel(
-                ) * (labels.element_size() + weights.element_size())
+                ) * (
+                    labels.element_size() + weights.element_size())
                 k_ms, w_ms = event_ms(kernels, iters), event_ms(whole, iters)
                 reached = fewest / (k_ms / 1e3)
-                print(f'| {batch} | {name} | {classes} | {k_ms:.3f} | '
-                      f'{w_ms:.3f} | {reached / 1e9:.0f} | '
-                      f'{100 * reached / copy:.0f} % | '
-                      f'{100 * fewest / (w_ms / 1e3) / copy:.0f} % |',
-                      flush=True)
+                print(
+                    f'| {batch} | {name} | {classes} | {k_ms:.3f} | '
+                    f'{w_ms:.3f} | {reached / 1e9:.0f} | '
+                    f'{100 * reached / copy:.0f} % | '
+                    f'{100 * fewest / (w_ms / 1e3) / copy:.0f} % |',
+                    flush=True)
 
 
 def main(argv=None):

@@ -123,8 +123,8 @@ def whole_kernel(instructions, elements_a_pack, classes):
     packs = [loop for loop in found if loop[3] == 1]
     forward = not any(loop[4] for loop in packs)
     anchor_loops = [
-        loop for loop in found if holds(loop, 'LDG.E.64') and
-        (not forward or holds(loop, 'STS') == (classes > 1))
+        loop for loop in found if holds(loop, 'LDG.E.64') and (
+            not forward or holds(loop, 'STS') == (classes > 1))
     ]
     sections = {}
     if packs and classes > 1 or not forward:
@@ -132,12 +132,10 @@ def whole_kernel(instructions, elements_a_pack, classes):
                                  elements / elements_a_pack / threads)
     if anchor_loops:
         sections['per-anchor loop'] = (anchor_loops[-1][2], anchors / threads)
-    in_loops = {
-        a
-        for loop in found for a in texts if loop[0] <= a <= loop[1]
-    }
-    straight = sum(1 for a, t in instructions if a <= last_exit and
-                   a not in in_loops and not t.startswith('NOP'))
+    in_loops = {a for loop in found for a in texts if loop[0] <= a <= loop[1]}
+    straight = sum(
+        1 for a, t in instructions
+        if a <= last_exit and a not in in_loops and not t.startswith('NOP'))
     sections['outside loops'] = (straight, 1)
     total = sum(size * runs for size, runs in sections.values())
     return sections, total / (elements / threads)

@@ -160,8 +160,7 @@ template <typename scalar_t, typename acc_t>
 void forward_kernel(const scalar_t* logits, const int64_t* labels,
                     const float* weights, int64_t batch, int64_t anchors,
                     int64_t classes, acc_t inv_lam_pos, acc_t inv_lam_neg,
-                    acc_t* stats, acc_t* e_neg, acc_t* e_pos,
-                    int64_t* status) {
+                    acc_t* stats, acc_t* e_neg, acc_t* e_pos, int64_t* status) {
   const int64_t chunks = num_chunks(anchors, kChunkAnchors);
   std::vector<ChunkResult<acc_t>> partial(batch * chunks);
   at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {

@@ -198,8 +198,8 @@ __device__ __forceinline__ int read_code(const int64_t* __restrict__ labels,
 template <typename acc_t>
 __device__ __forceinline__ void add_positive(ChunkPart<acc_t>& part, acc_t p,
                                              acc_t inv_lam_pos) {
-  part.sums.pos = merge(part.sums.pos, SoftmaxSums<acc_t>{p, acc_t(1), p},
-                        -inv_lam_pos);
+  part.sums.pos =
+      merge(part.sums.pos, SoftmaxSums<acc_t>{p, acc_t(1), p}, -inv_lam_pos);
 }
 
 // Writes each anchor's code to `codes` (shared), counts bad labels and NaN
@@ -359,8 +359,8 @@ __global__ void __launch_bounds__(kThreads)
   const unsigned int num_classes = static_cast<unsigned int>(classes);
   ChunkPart<acc_t> mine;
   if (num_classes <= 1) {
-    mine = anchor_part(chunk, x, lab, w, num_classes, inv_lam_pos,
-                       log2_scale_neg);
+    mine =
+        anchor_part(chunk, x, lab, w, num_classes, inv_lam_pos, log2_scale_neg);
   } else {
     mine = stage_codes(chunk, x, lab, w, num_classes, inv_lam_pos, codes);
     for_each_element<false>(
@@ -645,12 +645,11 @@ size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch, int64_t anchors,
 cudaError_t forward_cuda(DType dtype, const void* logits, const int64_t* labels,
                          const float* weights, int64_t batch, int64_t anchors,
                          int64_t classes, double lam_pos, double lam_neg,
-                         void* workspace, void* stats, void* e_neg,
-                         void* e_pos, int64_t* status, cudaStream_t stream) {
-  DR_DISPATCH(dtype, forward_typed, logits, labels, weights, batch, anchors,
-              classes, lam_pos, lam_neg, workspace, stats, e_neg, e_pos, status,
-              stream)
-}
+                         void* workspace, void* stats, void* e_neg, void* e_pos,
+                         int64_t* status, cudaStream_t stream){
+    DR_DISPATCH(dtype, forward_typed, logits, labels, weights, batch, anchors,
+                classes, lam_pos, lam_neg, workspace, stats, e_neg, e_pos,
+                status, stream)}
 
 cudaError_t
     backward_cuda(DType dtype, const void* logits, const int64_t* labels,

@@ -24,8 +24,8 @@ size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch, int64_t anchors,
 cudaError_t forward_cuda(DType dtype, const void* logits, const int64_t* labels,
                          const float* weights, int64_t batch, int64_t anchors,
                          int64_t classes, double lam_pos, double lam_neg,
-                         void* workspace, void* stats, void* e_neg,
-                         void* e_pos, int64_t* status, cudaStream_t stream);
+                         void* workspace, void* stats, void* e_neg, void* e_pos,
+                         int64_t* status, cudaStream_t stream);
 
 // g_neg, g_pos (B,) and stats in the accumulation type; grad like logits
 // (one kernel; 16-byte packs where grad and logits are equally aligned).
