@@ -12,10 +12,12 @@
 // Forward: a single pass. Each thread keeps the negatives' softmax sums
 // under a running shift (its largest p so far, the sums rescaled when it
 // grows) and adds the positives (at most one per anchor) while staging;
-// one fused block reduction merges sums, counts and the non-finite probe
-// in a fixed tree, and one block per image merges the chunks in a fixed
-// order. No float atomics anywhere, so two runs are bitwise equal; the bad
-// input counts are 32-bit per block, added to the int64 status atomically.
+// the block agrees on each set's shift (a max and a min), each thread
+// rescales its sums to it once, and plain sums, counts and the non-finite
+// probe are added in a fixed tree (reduce_chunk()); one block per image
+// merges the chunks in a fixed order. No float atomics anywhere, so two
+// runs are bitwise equal; the bad input counts are 32-bit per chunk, added
+// up by the second stage into the status.
 // The backward is one elementwise pass with the forward's shifts.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -318,22 +320,78 @@ __device__ __forceinline__ void for_each_element(const scalar_t* __restrict__ x,
   }
 }
 
+// The forward's block reduction, lighter than block_reduce() over merge():
+// the block first agrees on each set's shift (the negatives' largest p,
+// the positives' smallest: a max and a min, exact in any order), each
+// thread rescales its own sums to it once, and what is left are plain sums
+// in block_reduce()'s fixed tree, with no exponential at any level.
 template <typename acc_t>
-struct CombineParts {
-  acc_t inv_lam_pos, inv_lam_neg;
-  __device__ ChunkPart<acc_t> operator()(const ChunkPart<acc_t>& a,
-                                         const ChunkPart<acc_t>& b) const {
-    return ChunkPart<acc_t>{merge(a.sums, b.sums, inv_lam_pos, inv_lam_neg),
-                            a.probe + b.probe, a.bad_labels + b.bad_labels,
+struct PlainSums {
+  acc_t neg_sum, neg_dot, pos_sum, pos_dot, probe;
+  unsigned int bad_labels, nan_weights;
+};
+
+struct AddPlainSums {
+  template <typename acc_t>
+  __device__ PlainSums<acc_t> operator()(const PlainSums<acc_t>& a,
+                                         const PlainSums<acc_t>& b) const {
+    return PlainSums<acc_t>{a.neg_sum + b.neg_sum,
+                            a.neg_dot + b.neg_dot,
+                            a.pos_sum + b.pos_sum,
+                            a.pos_dot + b.pos_dot,
+                            a.probe + b.probe,
+                            a.bad_labels + b.bad_labels,
                             a.nan_weights + b.nan_weights};
   }
 };
 
-struct AddCounts {
-  __device__ unsigned int operator()(unsigned int a, unsigned int b) const {
-    return a + b;
+// The chunk's part, in thread 0. An empty set of a thread (sum 0) takes
+// no part in its set's shift: the negatives' empty shift, 0, is below
+// every p anyway; the positives' is read as +inf, and an empty chunk's
+// shifts are 0, as empty_sums(). A chunk holding a non-finite logit ends
+// as nan_image() whatever its sums (the probe), so NaN shifts need no care.
+template <typename acc_t>
+__device__ ChunkPart<acc_t> reduce_chunk(const ChunkPart<acc_t>& mine,
+                                         acc_t log2_scale_pos,
+                                         acc_t log2_scale_neg) {
+  __shared__ acc_t warp_shifts[2][kWarps];
+  const SoftmaxSums<acc_t>& neg = mine.sums.neg;
+  const SoftmaxSums<acc_t>& pos = mine.sums.pos;
+  const acc_t none = acc_t(INFINITY);
+  acc_t top = neg.shift;
+  acc_t low = pos.sum != acc_t(0) ? pos.shift : none;
+#pragma unroll
+  for (int delta = kWarpSize / 2; delta > 0; delta >>= 1) {
+    top = fmax(top, __shfl_xor_sync(0xffffffffu, top, delta));
+    low = fmin(low, __shfl_xor_sync(0xffffffffu, low, delta));
   }
-};
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  if (lane == 0) {
+    warp_shifts[0][warp] = top;
+    warp_shifts[1][warp] = low;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    top = fmax(top, warp_shifts[0][w]);
+    low = fmin(low, warp_shifts[1][w]);
+  }
+  // Arguments <= 0: top >= neg.shift, low <= pos.shift of a non-empty set.
+  const acc_t neg_scale = exp2_nonpositive((neg.shift - top) * log2_scale_neg);
+  const acc_t pos_scale =
+      pos.sum != acc_t(0) ? exp2_nonpositive((low - pos.shift) * log2_scale_pos)
+                          : acc_t(0);
+  const PlainSums<acc_t> sums = block_reduce(
+      PlainSums<acc_t>{neg.sum * neg_scale, neg.dot * neg_scale,
+                       pos.sum * pos_scale, pos.dot * pos_scale, mine.probe,
+                       mine.bad_labels, mine.nan_weights},
+      AddPlainSums());
+  return ChunkPart<acc_t>{
+      ImageSums<acc_t>{SoftmaxSums<acc_t>{top, sums.neg_sum, sums.neg_dot},
+                       SoftmaxSums<acc_t>{low != none ? low : acc_t(0),
+                                          sums.pos_sum, sums.pos_dot}},
+      sums.probe, sums.bad_labels, sums.nan_weights};
+}
 
 // Each chunk's counts of bad input, for the second stage to add up (no
 // atomics: the status is written whole, so nothing zeroes it first).
@@ -341,13 +399,30 @@ struct ChunkCounts {
   unsigned int of[kNumCounts];
 };
 
+// Rare (an overflow under AMP, a bug upstream): the exact count of the
+// chunk's non-finite logits, added to the 0 its thread 0 wrote before a
+// barrier (32-bit integer atomics: the same sum in any order). Out of line,
+// so that the common path's code holds none of it.
+template <typename scalar_t>
+__device__ __noinline__ void count_non_finite(const scalar_t* __restrict__ x,
+                                              unsigned int elements,
+                                              unsigned int* count_out) {
+  using acc_t = typename Acc<scalar_t>::type;
+  unsigned int count = 0;
+  for (unsigned int i = threadIdx.x; i < elements; i += kThreads) {
+    const acc_t v = static_cast<acc_t>(load(x[i]));
+    count += (v - v) != acc_t(0);
+  }
+  if (count != 0) atomicAdd(count_out, count);
+}
+
 template <typename scalar_t, typename acc_t>
 __global__ void __launch_bounds__(kThreads)
     chunk_sums_kernel(const scalar_t* __restrict__ logits,
                       const int64_t* __restrict__ labels,
                       const float* __restrict__ weights, int64_t anchors,
                       int64_t classes, int64_t per_chunk, acc_t inv_lam_pos,
-                      acc_t inv_lam_neg, acc_t log2_scale_neg,
+                      acc_t log2_scale_pos, acc_t log2_scale_neg,
                       ImageSums<acc_t>* __restrict__ partial,
                       ChunkCounts* __restrict__ counts) {
   extern __shared__ int codes[];
@@ -374,7 +449,7 @@ __global__ void __launch_bounds__(kThreads)
         });
   }
   const ChunkPart<acc_t> part =
-      block_reduce(mine, CombineParts<acc_t>{inv_lam_pos, inv_lam_neg});
+      reduce_chunk(mine, log2_scale_pos, log2_scale_neg);
   const unsigned int block = blockIdx.y * gridDim.x + blockIdx.x;
   if (threadIdx.x == 0) {
     const bool non_finite = part.probe != acc_t(0);
@@ -383,15 +458,9 @@ __global__ void __launch_bounds__(kThreads)
     counts[block] = ChunkCounts{{0u, part.bad_labels, part.nan_weights}};
   }
   __syncthreads();
-  if (!chunk_non_finite) return;
-  // Rare (an overflow under AMP, a bug upstream): the exact count.
-  unsigned int count = 0;
-  for (unsigned int i = threadIdx.x; i < chunk.elements; i += kThreads) {
-    const acc_t v = static_cast<acc_t>(load(x[i]));
-    count += (v - v) != acc_t(0);
+  if (chunk_non_finite) {
+    count_non_finite(x, chunk.elements, &counts[block].of[kNonFiniteLogits]);
   }
-  count = block_reduce(count, AddCounts());
-  if (threadIdx.x == 0) counts[block].of[kNonFiniteLogits] = count;
 }
 
 template <typename acc_t>
@@ -588,8 +657,8 @@ cudaError_t forward_typed(const void* logits, const int64_t* labels,
     chunk_sums_kernel<scalar_t, acc_t>
         <<<grid, kThreads, codes_bytes(anchors, classes), stream>>>(
             static_cast<const scalar_t*>(logits), labels, weights, anchors,
-            classes, anchors_per_chunk(classes), inv_lam_pos, inv_lam_neg,
-            acc_t(kLog2e / lam_neg), partial, counts);
+            classes, anchors_per_chunk(classes), inv_lam_pos,
+            acc_t(kLog2e / lam_pos), acc_t(kLog2e / lam_neg), partial, counts);
   }
   image_stats_kernel<acc_t>
       <<<(unsigned)(batch > 0 ? batch : 1), kThreads, 0, stream>>>(
