@@ -5,11 +5,11 @@ and 25; docs/benchmarks.md):
 
 - the pack loops alone at most LOOP_BUDGET (66.5 in float32 when issue 17
   wrote them);
-- the whole kernels at RetinaNet's C = 80 at most WHOLE_BUDGET: each
-  section's static count times how often a thread runs it, the
-  straight-line code counted once with both copies the compiler made of
-  it (an overestimate of the common path; the GPU command's ncu counts
-  the executed instructions).
+- the whole kernels at RetinaNet's C = 80 at most WHOLE_BUDGET: the
+  instructions on each kernel's common path (its longest path through
+  the loops the shape runs, each loop's pass times its runs: an upper
+  bound; the GPU command's ncu counts the executed instructions) over
+  the elements a thread handles (74.3 in float32 when issue 25 wrote it).
 
 Runs where nvcc and cuobjdump are (`make cuda-build`: the CUDA torch's
 Triton carries cuobjdump)."""
@@ -25,7 +25,7 @@ import pytest
 from ..helpers import ROOT
 
 LOOP_BUDGET = 70  # forward + backward, per element
-WHOLE_BUDGET = 88
+WHOLE_BUDGET = 76
 
 
 def cuda_binary_tools():
@@ -117,3 +117,12 @@ def test_whole_kernels_within_the_instruction_budget(sass, dtype):
     loop_forward, loop_backward = forward_plus_backward(
         kernel_counts(sass), dtype)
     assert forward > loop_forward and backward > loop_backward
+
+
+@needs_tools
+def test_whole_kernel_count_finds_the_common_path_at_one_class(sass):
+    """C = 1 (no staging, no pack loop in the forward) has a path too."""
+    counts = kernel_counts(sass, '--whole', '--classes', '1')
+    for dtype in DTYPES:
+        forward, backward = forward_plus_backward(counts, dtype)
+        assert forward > 0 and backward > 0
