@@ -593,7 +593,10 @@ __global__ void __launch_bounds__(kThreads)
       const unsigned int i = a * num_classes + static_cast<unsigned int>(label);
       narrow(fast_grad_element(static_cast<acc_t>(load(x[i])), pos), y[i]);
     }
+    // Zeroing an ignored row: off the common path, so not unrolled (the
+    // compiler's copies would sit on it).
     if (num_classes < kWarpSize) {
+#pragma unroll 1
       for (unsigned int k = 0; ignored && k < num_classes; ++k) {
         narrow(acc_t(0), y[a * num_classes + k]);
       }
@@ -602,6 +605,7 @@ __global__ void __launch_bounds__(kThreads)
     for (unsigned int rows = __ballot_sync(0xffffffffu, ignored); rows != 0;
          rows &= rows - 1) {
       const unsigned int row = (first + __ffs(rows) - 1) * num_classes;
+#pragma unroll 1
       for (unsigned int k = lane; k < num_classes; k += kWarpSize) {
         narrow(acc_t(0), y[row + k]);
       }
