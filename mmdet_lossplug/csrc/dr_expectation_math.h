@@ -220,11 +220,16 @@ DR_HOST_DEVICE bool label_in_range(int64_t label, int64_t classes) {
   return label >= 0 && label <= classes;
 }
 
-// Elements of one image per chunk of the CUDA kernels' first reduction
-// stage (one block each): a fixed size, so the reduction order (and
-// result) does not depend on threads; large enough that a block's fixed
-// work (staging, reductions) is small against its 128 elements a thread.
+// Elements of one image per chunk of the CUDA kernels (one block each): a
+// fixed size, so the forward's reduction order (and result) does not
+// depend on threads. The backward's chunk: 128 elements a thread, enough
+// blocks in flight for its memory-bound pass. The forward's is twice that
+// (256 a thread): its per-block work (the block reduction and the second
+// stage) is spread over twice the elements, and, bound by instruction
+// issue, it needs fewer blocks in flight to keep the schedulers busy.
 constexpr int64_t kChunk = 32768;
+constexpr int64_t kForwardChunk = 65536;
+static_assert(kForwardChunk % kChunk == 0, "the forward's chunk is whole");
 
 DR_HOST_DEVICE int64_t num_chunks(int64_t elements, int64_t chunk = kChunk) {
   return elements == 0 ? 1 : (elements + chunk - 1) / chunk;

@@ -1,7 +1,7 @@
 """The CUDA kernels on every path they have, against the float64 reference
 on the CPU (skipped without a GPU; run by the GPU command's step a):
-more than 256 chunks per image (the per-thread serial merge of
-image_stats_kernel), C >= 16385 (one anchor per chunk), C = 1 (no
+more than 256 forward chunks per image (the per-thread serial merge of
+image_stats_kernel), one and two anchors a chunk, C = 1 (no
 staging), LVIS-like rows with ignored anchors, empty shapes, logits at an
 odd offset (scalar head/tail; the gradient at the same offset), a side
 stream, bitwise repeatability, RetinaNet's scale, bad labels as device
@@ -70,11 +70,13 @@ def assert_matches_reference(logits, labels, weights, dtype):
 @pytest.mark.parametrize(
     'shape',
     [
-        (1, 110000, 80),  # 269 chunks per image: the serial merge
-        (1, 9, 16383),  # two anchors a chunk
-        (1, 5, 16385),  # one anchor a chunk
+        (1, 220000, 80),  # 269 forward chunks per image: the serial merge
+        (1, 9, 16383),  # two anchors a backward chunk (four a forward one)
+        (1, 5, 16385),  # one anchor a backward chunk (three a forward one)
+        (1, 5, 32767),  # two anchors a forward chunk
+        (1, 3, 32769),  # one anchor a forward chunk
         (2, 3, 32768),
-        (1, 70000, 1),  # C = 1: 3 chunks of 32768 anchors, none staged
+        (1, 70000, 1),  # C = 1: 2 forward, 3 backward chunks, none staged
         (1, 20000, 2),  # 5 chunks of 4096 staged anchors (the cap)
         (2, 300, 1203),  # LVIS-like rows, ignored ones zeroed by a warp
         (3, 101, 3),  # fewer classes than a 16-byte pack
@@ -146,7 +148,8 @@ def test_cuda_op_is_bitwise_repeatable(dtype):
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
 def test_cuda_op_at_retinanet_scale_against_float64(dtype):
-    """800x1333: 201,600 anchors x 80 classes (1,977 chunks per image): no
+    """800x1333: 201,600 anchors x 80 classes (247 forward chunks per image,
+    493 backward ones): no
     worse than torch's own float32 reference against float64."""
     logits, labels, weights = make_case(2, 201600, 80)
     x = logits.to(dtype)

@@ -9,7 +9,7 @@ and 25; docs/benchmarks.md):
   instructions on each kernel's common path (its longest path through
   the loops the shape runs, each loop's pass times its runs: an upper
   bound; the GPU command's ncu counts the executed instructions) over
-  the elements a thread handles (73.2 in float32 when issue 25 wrote it).
+  the elements a thread handles (71.5 in float32 when issue 25 wrote it).
 
 Runs where nvcc and cuobjdump are (`make cuda-build`: the CUDA torch's
 Triton carries cuobjdump)."""
@@ -25,7 +25,7 @@ import pytest
 from ..helpers import ROOT
 
 LOOP_BUDGET = 70  # forward + backward, per element
-WHOLE_BUDGET = 76
+WHOLE_BUDGET = 72  # the issue's target for float32; bfloat16 and float16 too
 
 
 def cuda_binary_tools():

@@ -110,11 +110,12 @@ def source_constant(name, path):
         return int(re.search(rf'\b{name} = (\d+);', f.read()).group(1))
 
 
-def chunking(classes):
+def chunking(classes, forward):
     """(threads a block, anchors a chunk, elements a chunk) of the CUDA
-    kernels, as anchors_per_chunk() computes them."""
+    forward or backward kernel, as anchors_per_chunk() computes them."""
     threads = source_constant('kThreads', 'cuda/dr_expectation_cuda.cu')
-    chunk = source_constant('kChunk', 'dr_expectation_math.h')
+    chunk = source_constant('kForwardChunk' if forward else 'kChunk',
+                            'dr_expectation_math.h')
     staged = source_constant('kMaxStagedAnchors',
                              'cuda/dr_expectation_cuda.cu')
     if classes <= 1:
@@ -293,7 +294,6 @@ def longest_path(instructions, required, trips):
 def whole_kernel(instructions, elements_a_pack, classes):
     """[(section, static count, runs a warp)] and the instructions per
     element, for a kernel at C = classes, on its common path."""
-    threads, anchors, elements = chunking(classes)
     texts = dict(instructions)
     found = loops(instructions)
 
@@ -302,6 +302,7 @@ def whole_kernel(instructions, elements_a_pack, classes):
 
     packs = [loop[:2] for loop in found if loop[3] == 1]
     forward = not any(loop[4] for loop in found if loop[3] == 1)
+    threads, anchors, elements = chunking(classes, forward)
     anchor_loops = [
         loop[:2] for loop in found if holds(loop, 'LDG.E.64') and (
             not forward or holds(loop, 'STS') == (classes > 1))

@@ -613,34 +613,42 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Whole anchors per chunk: about kChunk elements, at least one anchor, and
-// at most kMaxStagedAnchors (16 KB of staged codes: eight blocks of 256
-// threads an SM keep fitting in shared memory) where codes are staged;
-// C <= 1 stages none (anchor_part()).
+// Whole anchors per chunk: about `chunk` elements (kForwardChunk in the
+// forward, kChunk in the backward), at least one anchor, and at most
+// kMaxStagedAnchors (16 KB of staged codes: eight blocks of 256 threads an
+// SM keep fitting in shared memory) where codes are staged; C <= 1 stages
+// none (anchor_part()).
 constexpr int64_t kMaxStagedAnchors = 4096;
 
-int64_t anchors_per_chunk(int64_t classes) {
-  if (classes <= 1) return kChunk;
-  return classes >= kChunk ? 1 : min(kChunk / classes, kMaxStagedAnchors);
+int64_t anchors_per_chunk(int64_t classes, int64_t chunk) {
+  if (classes <= 1) return chunk;
+  return classes >= chunk ? 1 : min(chunk / classes, kMaxStagedAnchors);
 }
 
 // Grid of the chunked kernels: chunks of one image on x, images on y; and
 // the dynamic shared memory of the forward's staged codes.
-dim3 chunk_grid(int64_t batch, int64_t anchors, int64_t classes) {
-  return dim3((unsigned)num_chunks(anchors, anchors_per_chunk(classes)),
+dim3 chunk_grid(int64_t batch, int64_t anchors, int64_t classes,
+                int64_t chunk) {
+  return dim3((unsigned)num_chunks(anchors, anchors_per_chunk(classes, chunk)),
               (unsigned)batch);
 }
 
 size_t codes_bytes(int64_t anchors, int64_t classes) {
   if (classes <= 1) return 0;
-  return sizeof(int) * (size_t)min(anchors, anchors_per_chunk(classes));
+  return sizeof(int) *
+         (size_t)min(anchors, anchors_per_chunk(classes, kForwardChunk));
 }
 
-// The workspace: each chunk's partial sums, then its counts.
+// The forward's chunks per image, and its workspace: each chunk's partial
+// sums, then its counts.
+int64_t forward_chunks(int64_t anchors, int64_t classes) {
+  return num_chunks(anchors, anchors_per_chunk(classes, kForwardChunk));
+}
+
 template <typename acc_t>
 size_t partial_bytes(int64_t batch, int64_t anchors, int64_t classes) {
   return sizeof(ImageSums<acc_t>) * (size_t)batch *
-         (size_t)num_chunks(anchors, anchors_per_chunk(classes));
+         (size_t)forward_chunks(anchors, classes);
 }
 
 template <typename scalar_t>
@@ -650,7 +658,7 @@ cudaError_t forward_typed(const void* logits, const int64_t* labels,
                           void* workspace, void* stats, void* e_neg,
                           void* e_pos, int64_t* status, cudaStream_t stream) {
   using acc_t = typename Acc<scalar_t>::type;
-  const dim3 grid = chunk_grid(batch, anchors, classes);
+  const dim3 grid = chunk_grid(batch, anchors, classes, kForwardChunk);
   auto* partial = static_cast<ImageSums<acc_t>*>(workspace);
   auto* counts = reinterpret_cast<ChunkCounts*>(
       static_cast<char*>(workspace) +
@@ -661,7 +669,7 @@ cudaError_t forward_typed(const void* logits, const int64_t* labels,
     chunk_sums_kernel<scalar_t, acc_t>
         <<<grid, kThreads, codes_bytes(anchors, classes), stream>>>(
             static_cast<const scalar_t*>(logits), labels, weights, anchors,
-            classes, anchors_per_chunk(classes), inv_lam_pos,
+            classes, anchors_per_chunk(classes, kForwardChunk), inv_lam_pos,
             acc_t(kLog2e / lam_pos), acc_t(kLog2e / lam_neg), partial, counts);
   }
   image_stats_kernel<acc_t>
@@ -681,11 +689,11 @@ cudaError_t backward_typed(const void* logits, const int64_t* labels,
   using acc_t = typename Acc<scalar_t>::type;
   if (batch * anchors * classes == 0) return cudaSuccess;
   grad_kernel<scalar_t, acc_t>
-      <<<chunk_grid(batch, anchors, classes), kThreads, 0, stream>>>(
+      <<<chunk_grid(batch, anchors, classes, kChunk), kThreads, 0, stream>>>(
           static_cast<const scalar_t*>(logits), labels, weights,
           static_cast<const acc_t*>(stats), static_cast<const acc_t*>(g_neg),
           static_cast<const acc_t*>(g_pos), anchors, classes,
-          anchors_per_chunk(classes), acc_t(1.0 / lam_pos),
+          anchors_per_chunk(classes, kChunk), acc_t(1.0 / lam_pos),
           acc_t(1.0 / lam_neg), -acc_t(kLog2e / lam_pos),
           acc_t(kLog2e / lam_neg), static_cast<scalar_t*>(grad));
   return cudaGetLastError();
@@ -699,7 +707,7 @@ size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch, int64_t anchors,
                              ? partial_bytes<double>(batch, anchors, classes)
                              : partial_bytes<float>(batch, anchors, classes);
   return partial + sizeof(ChunkCounts) * (size_t)batch *
-                       (size_t)num_chunks(anchors, anchors_per_chunk(classes));
+                       (size_t)forward_chunks(anchors, classes);
 }
 
 #define DR_DISPATCH(dtype, FN, ...)          \
