@@ -5,7 +5,7 @@
 # STEP_SECONDS, to fit one 10-minute command):
 #   build      the extension in place, with CUDA for this GPU      ~1 min
 #   tests      the op's CUDA tests (float64 checks at RetinaNet
-#              scale, > 256 chunks, C = 4095/4097/8192, ...)       ~1.5 min
+#              scale, > 256 chunks, one anchor a chunk, C = 1, ...) ~1.5 min
 #   memcheck,  compute-sanitizer over tools/gpu/dr_op_cases.py     ~1 min
 #   racecheck
 #   ncu        speed of light, executed instructions and DRAM
