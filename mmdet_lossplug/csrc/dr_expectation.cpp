@@ -37,12 +37,13 @@ at::ScalarType acc_type(const at::Tensor& logits) {
   return logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-// A temperature whose reciprocal is a finite float32 (1/lam scales every
-// score in the kernels).
+// A temperature whose log2(e) / lam is a finite float32: the CUDA kernels
+// scale scores by it (exp2), and an infinite scale makes 0 * inf = NaN of
+// a score equal to its set's extreme. The bound of ops/_arguments.py.
 void check_lambda(double lam, const char* name) {
-  TORCH_CHECK_VALUE(std::isfinite(lam) && lam >= 1.0 / FLT_MAX, name,
-                    " must be a finite number >= ", 1.0 / FLT_MAX, " (1/", name,
-                    " a finite float32), got ", lam);
+  TORCH_CHECK_VALUE(std::isfinite(lam) && lam >= kLog2e / FLT_MAX, name,
+                    " must be a finite number >= ", kLog2e / FLT_MAX,
+                    " (log2(e)/", name, " a finite float32), got ", lam);
 }
 
 struct Inputs {
@@ -176,22 +177,27 @@ at::Tensor reused_cpu_grad(const at::Tensor& like) {
 
 using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
-Outputs outputs(const at::Tensor& stats, const at::Tensor& status) {
-  return {stats.select(1, kENeg).clone(), stats.select(1, kEPos).clone(), stats,
-          status};
+// The forward's outputs (E-, E+, stats, status), allocated and never
+// filled here: the kernels write every element, so the CUDA op launches
+// nothing but its own kernels. One helper for both devices.
+Outputs empty_outputs(const at::Tensor& logits, const at::Tensor& labels) {
+  const auto acc = logits.options().dtype(acc_type(logits));
+  const int64_t batch = logits.size(0);
+  return {at::empty({batch}, acc), at::empty({batch}, acc),
+          at::empty({batch, kNumStats}, acc),
+          at::empty({kNumStatus}, labels.options())};
 }
 
 Outputs forward_cpu_op(const at::Tensor& logits, const at::Tensor& labels,
                        const c10::optional<at::Tensor>& weights, double lam_pos,
                        double lam_neg) {
   const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
-  auto stats = at::empty({logits.size(0), kNumStats},
-                         logits.options().dtype(acc_type(logits)));
-  auto status = at::empty({kNumStatus}, labels.options());
-  forward_cpu(in.logits, in.labels, in.weights, lam_pos, lam_neg, stats,
-              status);
+  Outputs out = empty_outputs(logits, labels);
+  auto& [e_neg, e_pos, stats, status] = out;
+  forward_cpu(in.logits, in.labels, in.weights, lam_pos, lam_neg, stats, e_neg,
+              e_pos, status);
   raise_on_bad_labels(in, status);
-  return outputs(stats, status);
+  return out;
 }
 
 at::Tensor backward_cpu_op(const at::Tensor& grad_e_neg,
@@ -241,9 +247,8 @@ Outputs forward_cuda_op(const at::Tensor& logits, const at::Tensor& labels,
   const Inputs in = checked_inputs(logits, labels, weights, lam_pos, lam_neg);
   check_cuda_batch(logits);
   const c10::cuda::CUDAGuard guard(logits.device());
-  auto stats = at::empty({logits.size(0), kNumStats},
-                         logits.options().dtype(acc_type(logits)));
-  auto status = at::zeros({kNumStatus}, labels.options());
+  Outputs out = empty_outputs(logits, labels);
+  auto& [e_neg, e_pos, stats, status] = out;
   const DType dtype = cuda_dtype(logits);
   auto workspace =
       at::empty({(int64_t)forward_workspace_bytes_cuda(
@@ -253,10 +258,26 @@ Outputs forward_cuda_op(const at::Tensor& logits, const at::Tensor& labels,
       dtype, in.logits.data_ptr(), in.labels.data_ptr<int64_t>(),
       weights_ptr(in.weights), logits.size(0), logits.size(1), logits.size(2),
       lam_pos, lam_neg, workspace.data_ptr(), stats.data_ptr(),
-      status.data_ptr<int64_t>(), c10::cuda::getCurrentCUDAStream());
+      e_neg.data_ptr(), e_pos.data_ptr(), status.data_ptr<int64_t>(),
+      c10::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == cudaSuccess,
               "dr_expectation forward: ", cudaGetErrorString(err));
-  return outputs(stats, status);
+  return out;
+}
+
+// The gradient at the logits' offset from a 16-byte boundary (the caching
+// allocator's blocks start on one), so that the backward reads and writes
+// whole 16-byte packs also for logits that are a view at an odd offset.
+at::Tensor empty_aligned_like(const at::Tensor& logits) {
+  const int64_t size = logits.element_size();
+  const int64_t offset =
+      static_cast<int64_t>(reinterpret_cast<uintptr_t>(logits.data_ptr()) %
+                           16) /
+      size;
+  if (offset == 0) return at::empty_like(logits);
+  return at::empty({logits.numel() + 16 / size}, logits.options())
+      .narrow(0, offset, logits.numel())
+      .view(logits.sizes());
 }
 
 at::Tensor backward_cuda_op(const at::Tensor& grad_e_neg,
@@ -269,7 +290,7 @@ at::Tensor backward_cuda_op(const at::Tensor& grad_e_neg,
       grad_e_neg, grad_e_pos, logits, labels, weights, stats, lam_pos, lam_neg);
   check_cuda_batch(logits);
   const c10::cuda::CUDAGuard guard(logits.device());
-  auto grad = at::empty_like(b.in.logits);
+  auto grad = empty_aligned_like(b.in.logits);
   const cudaError_t err = backward_cuda(
       cuda_dtype(logits), b.in.logits.data_ptr(),
       b.in.labels.data_ptr<int64_t>(), weights_ptr(b.in.weights),
@@ -295,8 +316,9 @@ bool has_cuda() {
 }  // namespace dr_loss
 
 TORCH_LIBRARY(mmdet_lossplug, m) {
-  // (E-, E+) per image, the statistics the backward reads, and the counts
-  // of bad input elements (non-finite logits, bad labels, NaN weights).
+  // (E-, E+) per image, the statistics the backward reads, and the status:
+  // the counts of bad input elements (non-finite logits, bad labels, NaN
+  // weights), then 1 if labels and weights are valid, else 0.
   m.def(
       "dr_expectation(Tensor logits, Tensor labels, Tensor? label_weights, "
       "float lam_pos, float lam_neg) -> (Tensor e_neg, Tensor e_pos, "
@@ -329,4 +351,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       static_cast<int>(dr_loss::kNonFiniteLogits);
   m.attr("STATUS_BAD_LABELS") = static_cast<int>(dr_loss::kBadLabels);
   m.attr("STATUS_NAN_WEIGHTS") = static_cast<int>(dr_loss::kNanWeights);
+  m.attr("STATUS_LABELS_AND_WEIGHTS_VALID") =
+      static_cast<int>(dr_loss::kLabelsAndWeightsValid);
 }

@@ -46,8 +46,22 @@ enum Stat {
   kNumStats
 };
 
-// Counts of bad input elements the forward finds in its own pass (int64).
-enum Status { kNonFiniteLogits, kBadLabels, kNanWeights, kNumStatus };
+// log2(e): the CUDA kernels' exponentials are exp2 of scores scaled by
+// log2(e) / lam, which the smallest temperature accepted keeps finite.
+constexpr double kLog2e = 1.4426950408889634;
+
+// The forward's status (int64): counts of bad input elements it finds in
+// its own pass, then 1 if labels and weights are valid (no bad label, no
+// NaN weight), else 0: the flag the caller asserts on, so that the check
+// costs no launch of its own beyond the assert.
+enum Status {
+  kNonFiniteLogits,
+  kBadLabels,
+  kNanWeights,
+  kLabelsAndWeightsValid,
+  kNumStatus
+};
+constexpr int kNumCounts = kLabelsAndWeightsValid;
 
 // exp(t) for t <= 0 (a little above 0 is fine); 0 below -87, where float32
 // leaves normal numbers. Cephes' expf polynomial (about 1 ulp), written
@@ -206,9 +220,16 @@ DR_HOST_DEVICE bool label_in_range(int64_t label, int64_t classes) {
   return label >= 0 && label <= classes;
 }
 
-// Elements of one image per chunk of the first reduction stage: a fixed
-// size, so the reduction order (and result) does not depend on threads.
-constexpr int64_t kChunk = 8192;
+// Elements of one image per chunk of the CUDA kernels (one block each): a
+// fixed size, so the forward's reduction order (and result) does not
+// depend on threads. The backward's chunk: 128 elements a thread, enough
+// blocks in flight for its memory-bound pass. The forward's is twice that
+// (256 a thread): its per-block work (the block reduction and the second
+// stage) is spread over twice the elements, and, bound by instruction
+// issue, it needs fewer blocks in flight to keep the schedulers busy.
+constexpr int64_t kChunk = 32768;
+constexpr int64_t kForwardChunk = 65536;
+static_assert(kForwardChunk % kChunk == 0, "the forward's chunk is whole");
 
 DR_HOST_DEVICE int64_t num_chunks(int64_t elements, int64_t chunk = kChunk) {
   return elements == 0 ? 1 : (elements + chunk - 1) / chunk;

@@ -7,9 +7,11 @@ import torch
 from torch import Tensor
 
 LOGIT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-# The smallest temperature either implementation can take: both scale
-# scores by 1 / lam in float32, which must stay finite.
-MIN_LAMBDA_FLOAT32 = 1 / torch.finfo(torch.float32).max
+# The smallest temperature either implementation can take: the op scales
+# scores by log2(e) / lam in float32 (the CUDA kernels' exp2), which must
+# stay finite: with an infinite scale a score equal to its set's extreme
+# gives 0 * inf = NaN from finite input.
+MIN_LAMBDA_FLOAT32 = math.log2(math.e) / torch.finfo(torch.float32).max
 
 
 def check_dr_arguments(logits: Tensor, labels: Tensor,
@@ -53,5 +55,5 @@ def check_dr_arguments(logits: Tensor, labels: Tensor,
     for name, lam in (('lam_pos', lam_pos), ('lam_neg', lam_neg)):
         if not (math.isfinite(lam) and lam >= MIN_LAMBDA_FLOAT32):
             raise ValueError(f'{name} must be a finite number >= '
-                             f'{MIN_LAMBDA_FLOAT32:.3g} (1/{name} a finite '
-                             f'float32), got {lam}')
+                             f'{MIN_LAMBDA_FLOAT32:.3g} (log2(e)/{name} a '
+                             f'finite float32), got {lam}')

@@ -81,10 +81,17 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(logits, labels, label_weights, output[2])
     ctx.lams = (lam_pos, lam_neg)
     ctx.mark_non_differentiable(output[2], output[3])
+    # No zero-filled gradients for stats and status (two launches a
+    # backward on CUDA): absent ones come as None.
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, grad_e_neg, grad_e_pos, _grad_stats, _grad_status):
     logits, labels, label_weights, stats = ctx.saved_tensors
+    if grad_e_neg is None or grad_e_pos is None:  # one of them unused
+        grad_e_neg, grad_e_pos = (
+            g if g is not None else torch.zeros_like(stats[:, 0])
+            for g in (grad_e_neg, grad_e_pos))
     grad = torch.ops.mmdet_lossplug.dr_expectation_backward(
         grad_e_neg, grad_e_pos, logits, labels, label_weights, stats,
         *ctx.lams)

@@ -178,11 +178,37 @@ def test_auto_uses_op_and_falls_back_with_one_warning(monkeypatch):
 
 @pytest.mark.parametrize('lam', [1e-3, 1 / 200, 1e-30])
 def test_small_lambda_runs_the_op(lam):
-    """Any lambda > 0 (1/lam a finite float32): the op, not a fallback."""
+    """Any lambda the check accepts: the op, not a fallback."""
     logits, labels, weights = make_case(2, 50, 3, torch.float64, 'cpu')
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         compare(logits, labels, weights, lam_pos=lam, lam_neg=lam)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', list(TOL))
+def test_smallest_accepted_lambda_gives_no_nan(device, dtype):
+    """At the smallest lambda the check accepts, finite logits (ties at
+    each set's extreme score, saturated sigmoids included) give finite
+    expectations and gradients: log2(e) / lam, the kernels' float32 scale,
+    is finite there, where 1 / FLT_MAX (the bound before) made it inf and
+    0 * inf NaN; a lambda just below is rejected."""
+    from mmdet_lossplug.ops._arguments import MIN_LAMBDA_FLOAT32
+    scale = torch.tensor(math.log2(math.e) / MIN_LAMBDA_FLOAT32)
+    assert torch.isfinite(scale.float())
+    assert not torch.isfinite(
+        torch.tensor(math.log2(math.e) / (0.99 * MIN_LAMBDA_FLOAT32)).float())
+    logits, labels, weights = make_case(2, 60, 5, dtype, device)
+    logits[:, :10] = torch.tensor([-200., -3., 0., 3., 200.], dtype=dtype)
+    logits[:, 10:20] = 1e4
+    x = logits.requires_grad_()
+    lam = MIN_LAMBDA_FLOAT32
+    e_neg, e_pos = dr_expectation_op(x, labels, weights, lam, lam)
+    grad, = torch.autograd.grad((2 * e_neg - 3 * e_pos).sum(), x)
+    assert torch.isfinite(torch.cat([e_neg, e_pos])).all(), (e_neg, e_pos)
+    assert torch.isfinite(grad).all()
+    with pytest.raises(ValueError, match='lam_neg must be a finite'):
+        dr_expectation_op(x, labels, weights, 1.0, 0.99 * lam)
 
 
 def test_op_checks_inputs():

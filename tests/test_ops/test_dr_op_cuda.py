@@ -1,10 +1,11 @@
 """The CUDA kernels on every path they have, against the float64 reference
 on the CPU (skipped without a GPU; run by the GPU command's step a):
-more than 256 chunks per image (the per-thread serial merge of
-image_stats_kernel), C >= 4097 (one anchor per chunk), empty shapes,
-logits at an odd offset (scalar head/tail, and the backward's scalar
-fallback), a side stream, bitwise repeatability, RetinaNet's scale, and
-bad labels as device asserts."""
+more than 256 forward chunks per image (the per-thread serial merge of
+image_stats_kernel), one and two anchors a chunk, C = 1 (no
+staging), LVIS-like rows with ignored anchors, empty shapes, logits at an
+odd offset (scalar head/tail; the gradient at the same offset), a side
+stream, bitwise repeatability, RetinaNet's scale, bad labels as device
+asserts, and the kernels launched per call."""
 import math
 import os
 import subprocess
@@ -69,11 +70,15 @@ def assert_matches_reference(logits, labels, weights, dtype):
 @pytest.mark.parametrize(
     'shape',
     [
-        (2, 30000, 80),  # 295 chunks per image: the serial merge
-        (1, 9, 4095),  # two anchors a chunk
-        (1, 5, 4097),  # one anchor a chunk
-        (2, 3, 8192),
-        (1, 70000, 1),  # 9 chunks of 8192 anchors
+        (1, 220000, 80),  # 269 forward chunks per image: the serial merge
+        (1, 9, 16383),  # two anchors a backward chunk (four a forward one)
+        (1, 5, 16385),  # one anchor a backward chunk (three a forward one)
+        (1, 5, 32767),  # two anchors a forward chunk
+        (1, 3, 32769),  # one anchor a forward chunk
+        (2, 3, 32768),
+        (1, 70000, 1),  # C = 1: 2 forward, 3 backward chunks, none staged
+        (1, 20000, 2),  # 5 chunks of 4096 staged anchors (the cap)
+        (2, 300, 1203),  # LVIS-like rows, ignored ones zeroed by a warp
         (3, 101, 3),  # fewer classes than a 16-byte pack
     ])
 def test_cuda_op_matches_float64_reference(shape, dtype):
@@ -83,8 +88,8 @@ def test_cuda_op_matches_float64_reference(shape, dtype):
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
 def test_cuda_op_at_an_odd_offset(dtype):
     """Logits starting 1 element past a 16-byte boundary: a scalar head
-    in the forward, and a backward whose gradient (a fresh, aligned
-    allocation) is misaligned against them: the scalar fallback."""
+    in the forward and the backward, whose gradient is allocated at the
+    same offset, so that the body is 16-byte packs."""
     logits, labels, weights = make_case(2, 700, 13)
     flat = torch.empty(logits.numel() + 1, dtype=dtype, device='cuda')
     shifted = flat[1:].view(logits.shape)
@@ -94,6 +99,8 @@ def test_cuda_op_at_an_odd_offset(dtype):
     e_neg, e_pos = dr_expectation_op(x, labels.cuda(), weights.cuda(), LAM_POS,
                                      LAM_NEG)
     grad, = torch.autograd.grad((2 * e_neg - 3 * e_pos).sum(), x)
+    # Allocated at the logits' offset: the backward's 16-byte packs.
+    assert grad.data_ptr() % 16 == shifted.data_ptr() % 16
     want = reference_on_cpu(logits, labels, weights, dtype)
     for g, w in zip((e_neg, e_pos, grad), want):
         torch.testing.assert_close(g.cpu().double(), w, **TOL[dtype])
@@ -141,7 +148,8 @@ def test_cuda_op_is_bitwise_repeatable(dtype):
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
 def test_cuda_op_at_retinanet_scale_against_float64(dtype):
-    """800x1333: 201,600 anchors x 80 classes (1,977 chunks per image): no
+    """800x1333: 201,600 anchors x 80 classes (247 forward chunks per image,
+    493 backward ones): no
     worse than torch's own float32 reference against float64."""
     logits, labels, weights = make_case(2, 201600, 80)
     x = logits.to(dtype)
@@ -194,3 +202,31 @@ def test_cuda_bad_label_is_a_device_assert_or_eager_error():
                           timeout=300)
     assert 'ValueError: dr_expectation: a label outside [0, 4]' in \
         proc.stderr, proc.stderr
+
+
+def test_cuda_launches_per_call():
+    """The kernels one forward + backward of the entry point launches, as
+    the CUDA profiler sees them: the forward's two and the assert on its
+    status flag, the backward's one (test_dr_op_launches.py counts the
+    same without a GPU)."""
+    logits, labels, weights = make_case(2, 3000, 80)
+    x = logits.cuda().requires_grad_()
+    labels, weights = labels.cuda(), weights.cuda()
+    grads = [torch.ones(2, device='cuda'), torch.ones(2, device='cuda')]
+    for profiling in (False, True):  # the first call warms up
+        with torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CUDA
+                            ]) if profiling else torch.no_grad() as prof:
+            with torch.enable_grad():
+                e_neg, e_pos = dr_expectation_op(x, labels, weights, LAM_POS,
+                                                 LAM_NEG)
+                torch.autograd.grad([e_neg, e_pos], x, grads)
+            torch.cuda.synchronize()
+    kernels = [
+        e.name for e in prof.events()
+        if e.device_type == torch.autograd.DeviceType.CUDA
+    ]
+    assert len(kernels) == 4, kernels
+    assert sum('chunk_sums_kernel' in k for k in kernels) == 1, kernels
+    assert sum('image_stats_kernel' in k for k in kernels) == 1, kernels
+    assert sum('grad_kernel' in k for k in kernels) == 1, kernels

@@ -84,6 +84,8 @@ cases = {
     'lam 0': lambda: forward(logits, labels, weights, 1., 0.),
     'lam nan': lambda: forward(logits, labels, weights, float('nan'), .1),
     'lam 1e-39': lambda: forward(logits, labels, weights, 1., 1e-39),
+    # 1/lam is finite there, log2(e)/lam (the CUDA kernels' scale) is not.
+    'lam 4e-39': lambda: forward(logits, labels, weights, 1., 4e-39),
     'lam -1': lambda: forward(logits, labels, weights, -1., .1),
     'lam inf': lambda: forward(logits, labels, weights, 1., float('inf')),
     'backward stats short': lambda: backward(g, g, logits, labels, weights,
@@ -146,6 +148,7 @@ EXPECTED = {
     'lam 0': 'ValueError: lam_neg must be a finite number >= ',
     'lam nan': 'ValueError: lam_pos must be a finite number >= ',
     'lam 1e-39': 'ValueError: lam_neg must be a finite number >= ',
+    'lam 4e-39': 'ValueError: lam_neg must be a finite number >= ',
     'lam -1': 'ValueError: lam_pos must be a finite number >= ',
     'lam inf': 'ValueError: lam_neg must be a finite number >= ',
     'backward stats short': r'ValueError: stats must be \(B, 6\)',

@@ -4,6 +4,7 @@ through the public entry point with the eager results where torch has fake
 kernels (>= 2.4); on every torch, a compiled function with the eager
 results, autograd on the operator itself, and a clear error on a second
 derivative."""
+import importlib
 import subprocess
 import sys
 from functools import partial
@@ -114,8 +115,11 @@ def test_fake_kernels_check_devices_as_the_real_ones_do():
 def test_status_layout_matches_the_extension():
     """The entry point reads the op's status by index."""
     from mmdet_lossplug import _ext
+    module = importlib.import_module('mmdet_lossplug.ops.dr_expectation')
     assert (_ext.STATUS_NON_FINITE_LOGITS, _ext.STATUS_BAD_LABELS,
-            _ext.STATUS_NAN_WEIGHTS, _ext.NUM_STATUS) == (0, 1, 2, 3)
+            _ext.STATUS_NAN_WEIGHTS, _ext.NUM_STATUS) == (0, 1, 2, 4)
+    assert module._LABELS_AND_WEIGHTS_VALID == \
+        _ext.STATUS_LABELS_AND_WEIGHTS_VALID == 3
 
 
 def test_operator_itself_is_differentiable():

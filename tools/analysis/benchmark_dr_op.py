@@ -16,6 +16,16 @@ measured in the same run.
 CPU peak memory is the growth of a fresh process's resident high-water mark
 (VmHWM) over one forward + backward, the inputs already made; CUDA uses
 ``torch.cuda.max_memory_allocated``.
+
+With ``--kernels`` (CUDA), instead: the op's kernels alone (the two
+operators called directly, forward then backward, ``--iters`` times between
+two CUDA events) beside the whole call (the entry point and autograd, timed
+the same way) and a device-to-device copy timed the same way, for each
+batch, dtype and ``--classes``; the bandwidth counts the fewest bytes
+(logits read twice, the gradient written, labels and weights read twice).
+
+    python tools/analysis/benchmark_dr_op.py --device cuda --kernels \
+        [--batches 2 8] [--dtypes float32 bfloat16] [--classes 80 1]
 """
 import argparse
 import json
@@ -151,6 +161,65 @@ def copy_bandwidth(device, nbytes=1 << 28):
     return 2 * nbytes / seconds
 
 
+def event_ms(fn, iters):
+    """Milliseconds per call of ``fn``, ``iters`` calls between two CUDA
+    events, after one warm-up call (no host sync inside)."""
+    fn()
+    start, stop = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+    start.record()
+    for _ in range(iters):
+        fn()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) / iters
+
+
+def kernel_rows(batches, dtypes, classes_list, iters):
+    """One row a (B, dtype, C): kernels-only and whole-call ms, bandwidth
+    against a copy timed the same way."""
+    from mmdet_lossplug.ops import dr_expectation
+    op = torch.ops.mmdet_lossplug
+    src = torch.ones(1 << 28, dtype=torch.uint8, device='cuda')
+    dst = torch.empty_like(src)
+    copy = 2 * src.numel() / (event_ms(lambda: dst.copy_(src), iters) / 1e3)
+    print(f'# copy bandwidth (read + write, CUDA events): {copy / 1e9:.0f} '
+          'GB/s')
+    print('| B | dtype | C | kernels fwd+bwd ms | whole call fwd+bwd ms | '
+          'kernels GB/s | kernels % of copy | whole call % of copy |')
+    print('|---|---|---|---|---|---|---|---|')
+    for batch in batches:
+        for name in dtypes:
+            for classes in classes_list:
+                x, labels, weights = make_inputs(batch, 'cuda',
+                                                 getattr(torch, name), classes)
+                g = torch.ones(batch, device='cuda')
+
+                def kernels():
+                    _, _, stats, _ = op.dr_expectation(x, labels, weights,
+                                                       LAM_POS, LAM_NEG)
+                    op.dr_expectation_backward(g, g, x, labels, weights, stats,
+                                               LAM_POS, LAM_NEG)
+
+                xg = x.detach().requires_grad_()
+
+                def whole():
+                    e_neg, e_pos = dr_expectation(xg, labels, weights, LAM_POS,
+                                                  LAM_NEG, 'op')
+                    torch.autograd.grad([e_neg, e_pos], xg, [g, g])
+
+                fewest = 3 * x.numel() * x.element_size() + 2 * labels.numel(
+                ) * (
+                    labels.element_size() + weights.element_size())
+                k_ms, w_ms = event_ms(kernels, iters), event_ms(whole, iters)
+                reached = fewest / (k_ms / 1e3)
+                print(
+                    f'| {batch} | {name} | {classes} | {k_ms:.3f} | '
+                    f'{w_ms:.3f} | {reached / 1e9:.0f} | '
+                    f'{100 * reached / copy:.0f} % | '
+                    f'{100 * fewest / (w_ms / 1e3) / copy:.0f} % |',
+                    flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
@@ -162,7 +231,19 @@ def main(argv=None):
         default=['float32', 'float16', 'bfloat16'],
         choices=['float32', 'float16', 'bfloat16', 'float64'])
     parser.add_argument('--json', help='also write the results here')
+    parser.add_argument(
+        '--kernels',
+        action='store_true',
+        help='CUDA: kernels alone vs the whole call, CUDA events')
+    parser.add_argument('--classes', type=int, nargs='+', default=[80, 1])
+    parser.add_argument('--iters', type=int, default=50)
     args = parser.parse_args(argv)
+    if args.kernels:
+        print(f'# DR op kernels: {torch.cuda.get_device_name()}, torch '
+              f'{torch.__version__}, {HEIGHT}x{WIDTH} (A = '
+              f'{retinanet_anchors()}), {args.iters} calls between events')
+        kernel_rows(args.batches, args.dtypes, args.classes, args.iters)
+        return
     device_name = (
         torch.cuda.get_device_name() if args.device == 'cuda' else
         f'CPU, {torch.get_num_threads()} threads')

@@ -17,9 +17,11 @@ LAM_POS, LAM_NEG = 1.0, 0.1 / math.log(3.5)
 # name: (B, A, C, dtype, label weights?, NaN logit?)
 CASES = {
     'RetinaNet-like chunks': (2, 3000, 80, torch.float32, True, False),
-    'more than 256 chunks': (1, 30000, 80, torch.float32, True, False),
-    'two anchors a chunk': (1, 9, 4095, torch.bfloat16, True, False),
-    'one anchor a chunk': (1, 5, 4097, torch.float16, True, False),
+    'more than 256 chunks': (1, 220000, 80, torch.float32, True, False),
+    'one class, no staging': (2, 40000, 1, torch.float32, True, False),
+    'LVIS-like rows': (2, 300, 1203, torch.bfloat16, True, False),
+    'two anchors a forward chunk': (1, 9, 32767, torch.bfloat16, True, False),
+    'one anchor a chunk (both)': (1, 5, 32769, torch.float16, True, False),
     'fewer classes than a pack': (3, 101, 3, torch.float32, False, False),
     'float64': (2, 300, 7, torch.float64, True, False),
     'a NaN logit': (2, 3000, 80, torch.float32, True, True),

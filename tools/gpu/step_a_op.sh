@@ -5,10 +5,13 @@
 # STEP_SECONDS, to fit one 10-minute command):
 #   build      the extension in place, with CUDA for this GPU      ~1 min
 #   tests      the op's CUDA tests (float64 checks at RetinaNet
-#              scale, > 256 chunks, C = 4095/4097/8192, ...)       ~1.5 min
+#              scale, > 256 chunks, one anchor a chunk, C = 1, ...) ~1.5 min
 #   memcheck,  compute-sanitizer over tools/gpu/dr_op_cases.py     ~1 min
 #   racecheck
-#   ncu        speed of light of each kernel at RetinaNet scale   ~0.5 min
+#   ncu        speed of light, executed instructions and DRAM
+#              bytes of each kernel at RetinaNet scale             ~0.5 min
+#   kernels    the kernels alone vs the whole call, CUDA events,
+#              against a copy (fp32/bf16, B = 2/8, C = 80/1)        ~1 min
 #   benchmark  tools/analysis/benchmark_dr_op.py against copy
 #              bandwidth (fp32/fp16/bf16, B = 2 and 8)             ~1 min
 # Every log, and the report step-a.md, is written under $OUT as it goes.
@@ -63,12 +66,20 @@ for tool in memcheck racecheck; do
     excerpt "$tool" 'ERROR SUMMARY|RACECHECK SUMMARY|Error|WRONG|hazard'
 done
 
-part ncu 45 ncu --clock-control none --section SpeedOfLight \
+# Executed instructions (warp level: x 32 / elements is the per-element
+# figure the SASS check estimates), DRAM bytes and time of each kernel.
+part ncu 60 ncu --clock-control none --section SpeedOfLight \
+    --metrics smsp__inst_executed.sum,dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
     -k 'regex:chunk_sums|image_stats|grad_kernel' -c 6 \
     "$PYTHON" tools/gpu/dr_op_cases.py --retinanet
-excerpt ncu 'chunk_sums|image_stats|grad_kernel|Throughput|Duration|^  [A-Z]'
+excerpt ncu 'chunk_sums|image_stats|grad_kernel|inst_executed|dram__bytes|duration|Throughput'
 
-part benchmark 75 "$PYTHON" tools/analysis/benchmark_dr_op.py \
+part kernels 90 "$PYTHON" tools/analysis/benchmark_dr_op.py --device cuda \
+    --kernels --iters 50 --batches 2 8 --dtypes float32 bfloat16 \
+    --classes 80 1
+excerpt kernels '^[#|]'
+
+part benchmark 60 "$PYTHON" tools/analysis/benchmark_dr_op.py \
     --device cuda --repeat 10
 excerpt benchmark '^[#|]'
 

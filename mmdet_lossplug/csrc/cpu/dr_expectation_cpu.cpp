@@ -75,7 +75,7 @@ inline int64_t checked_label(int64_t label, int64_t classes, int64_t* status) {
 template <typename acc_t>
 struct ChunkResult {
   ImageSums<acc_t> sums;
-  int64_t status[kNumStatus];
+  int64_t status[kNumCounts];
 };
 
 // Anchors [begin, end) of `logits`, `labels` and `weights`.
@@ -160,7 +160,7 @@ template <typename scalar_t, typename acc_t>
 void forward_kernel(const scalar_t* logits, const int64_t* labels,
                     const float* weights, int64_t batch, int64_t anchors,
                     int64_t classes, acc_t inv_lam_pos, acc_t inv_lam_neg,
-                    acc_t* stats, int64_t* status) {
+                    acc_t* stats, acc_t* e_neg, acc_t* e_pos, int64_t* status) {
   const int64_t chunks = num_chunks(anchors, kChunkAnchors);
   std::vector<ChunkResult<acc_t>> partial(batch * chunks);
   at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {
@@ -177,10 +177,12 @@ void forward_kernel(const scalar_t* logits, const int64_t* labels,
                      stop - first, classes, inv_lam_pos, inv_lam_neg);
     }
   });
-  std::fill(status, status + kNumStatus, 0);
+  std::fill(status, status + kNumCounts, 0);
   for (const auto& part : partial) {
-    for (int i = 0; i < kNumStatus; ++i) status[i] += part.status[i];
+    for (int i = 0; i < kNumCounts; ++i) status[i] += part.status[i];
   }
+  status[kLabelsAndWeightsValid] =
+      status[kBadLabels] == 0 && status[kNanWeights] == 0;
   // Second stage: each image's chunks merged pairwise (a fixed tree), which
   // keeps the rounding error growing with log(chunks), not chunks.
   for (int64_t b = 0; b < batch; ++b) {
@@ -191,7 +193,10 @@ void forward_kernel(const scalar_t* logits, const int64_t* labels,
                               inv_lam_pos, inv_lam_neg);
       }
     }
-    write_stats(image[0].sums, stats + b * kNumStats);
+    acc_t* image_stats = stats + b * kNumStats;
+    write_stats(image[0].sums, image_stats);
+    e_neg[b] = image_stats[kENeg];
+    e_pos[b] = image_stats[kEPos];
   }
 }
 
@@ -251,7 +256,8 @@ void backward_kernel(const scalar_t* logits, const int64_t* labels,
 
 void forward_cpu(const at::Tensor& logits, const at::Tensor& labels,
                  const c10::optional<at::Tensor>& weights, double lam_pos,
-                 double lam_neg, at::Tensor& stats, at::Tensor& status) {
+                 double lam_neg, at::Tensor& stats, at::Tensor& e_neg,
+                 at::Tensor& e_pos, at::Tensor& status) {
   const float* w = weights ? weights->data_ptr<float>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, logits.scalar_type(), "dr_forward_cpu", [&] {
@@ -261,6 +267,7 @@ void forward_cpu(const at::Tensor& logits, const at::Tensor& labels,
             logits.size(0), logits.size(1), logits.size(2),
             static_cast<acc_t>(1.0 / lam_pos),
             static_cast<acc_t>(1.0 / lam_neg), stats.data_ptr<acc_t>(),
+            e_neg.data_ptr<acc_t>(), e_pos.data_ptr<acc_t>(),
             status.data_ptr<int64_t>());
       });
 }

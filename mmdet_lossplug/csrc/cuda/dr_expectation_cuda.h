@@ -11,21 +11,24 @@ namespace dr_loss {
 
 enum class DType { kFloat32, kFloat64, kFloat16, kBFloat16 };
 
-// Bytes of scratch the forward needs (the per-chunk partial sums).
+// Bytes of scratch the forward needs (each chunk's partial sums and
+// counts).
 size_t forward_workspace_bytes_cuda(DType dtype, int64_t batch, int64_t anchors,
                                     int64_t classes);
 
 // logits (B, A, C) contiguous; labels (B, A) int64; weights (B, A) float32
-// or null; stats (B, kNumStats) in float64 for kFloat64, else float32;
-// status (kNumStatus,) int64, zeroed: the bad input counts are added to it.
+// or null; stats (B, kNumStats), e_neg and e_pos (B,) in float64 for
+// kFloat64, else float32; status (kNumStatus,) int64. Every element of the
+// outputs is written (nothing needs zeroing first), by two kernels.
 // B <= 65535 (the grid's y).
 cudaError_t forward_cuda(DType dtype, const void* logits, const int64_t* labels,
                          const float* weights, int64_t batch, int64_t anchors,
                          int64_t classes, double lam_pos, double lam_neg,
-                         void* workspace, void* stats, int64_t* status,
-                         cudaStream_t stream);
+                         void* workspace, void* stats, void* e_neg, void* e_pos,
+                         int64_t* status, cudaStream_t stream);
 
-// g_neg, g_pos (B,) and stats in the accumulation type; grad like logits.
+// g_neg, g_pos (B,) and stats in the accumulation type; grad like logits
+// (one kernel; 16-byte packs where grad and logits are equally aligned).
 cudaError_t backward_cuda(DType dtype, const void* logits,
                           const int64_t* labels, const float* weights,
                           const void* stats, const void* g_neg,
