@@ -86,7 +86,7 @@ class ScoreCalibrator:
         Args:
             scores: ``(N,)`` in ``[0, 1]``.
             labels: ``(N,)`` class indices in ``[0, num_classes)``.
-            targets: ``(N,)`` 0/1 outcomes or IoUs.
+            targets: ``(N,)`` hits (0/1) or IoUs.
             num_classes (int): Classes of the detector.
             classwise (bool): One map per class. Defaults to True.
             **options: Passed to the subclass's ``fit_one`` (the

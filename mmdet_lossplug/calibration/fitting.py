@@ -47,7 +47,7 @@ def temper_scores(scores, temperature: float):
 
 
 def checked_fit_data(confidences, targets) -> Tuple[np.ndarray, np.ndarray]:
-    """Float64 ``(N,)`` confidences and targets (0/1 outcomes or IoUs),
+    """Float64 ``(N,)`` confidences and targets (0/1 hits or IoUs),
     both in ``[0, 1]``, equally many and at least one; nothing clamped."""
     conf = check_probabilities(to_numpy(confidences).ravel(), 'confidences')
     target = check_probabilities(to_numpy(targets).ravel(), 'targets')

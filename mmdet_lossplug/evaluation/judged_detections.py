@@ -82,10 +82,10 @@ def load_coco(ann_file: str, backend_args: Optional[dict] = None) -> COCO:
 def _sample_ground_truth(data_sample: dict):
     if 'gt_instances' not in data_sample:
         raise ValueError(
-            f'image {data_sample.get("img_id")}: a data sample without '
-            'gt_instances needs the ground truth from a COCO file '
-            '(DetectionCalibrationMetric: keep LoadAnnotations in the test '
-            'pipeline or pass ann_file)')
+            f'image {data_sample.get("img_id")}: the data sample has no '
+            'gt_instances to judge against: keep LoadAnnotations in the '
+            'test pipeline, or give the ground truth as a COCO file '
+            "(coco_gt; the metric's ann_file)")
     parts = [data_sample['gt_instances']]
     if 'ignored_instances' in data_sample:
         parts.append(data_sample['ignored_instances'])
