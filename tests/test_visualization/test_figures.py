@@ -14,8 +14,6 @@ def test_figure_to_rgb_is_the_figures_pixels():
     fig = new_figure(2, 1.5, dpi=50)
     ax = fig.subplots()
     ax.set_facecolor((1.0, 0.0, 0.0))
-    ax.set_axis_off()
-    ax.patch.set_visible(True)
     image = figure_to_rgb(fig)
     assert image.shape == (75, 100, 3) and image.dtype == np.uint8
     # the axes' red fills the middle of the picture
