@@ -263,8 +263,10 @@ def ap_changes(before: dict, afters: Dict[str, dict]) -> Dict[str, dict]:
     under one that keeps the order of scores (``ORDER_KEEPING``)."""
     ap_keys = [k for k in before if '_mAP' in k]
     changes = {
-        kind: {k: after[k] - before[k]
-               for k in ap_keys}
+        kind: {
+            k: after[k] - before[k]
+            for k in ap_keys
+        }
         for kind, after in afters.items()
     }
     for kind in ORDER_KEEPING:
@@ -288,8 +290,11 @@ def calibration_report(fits: dict, calibrators: Dict[str, ScoreCalibrator],
         before=before,
         after=afters[calibrator],
         calibrators={
-            kind: dict(
-                fitted.to_dict(), after=afters[kind], ap_change=ap_change[kind])
+            kind:
+            dict(
+                fitted.to_dict(),
+                after=afters[kind],
+                ap_change=ap_change[kind])
             for kind, fitted in calibrators.items()
         },
         config=config_out)
@@ -353,8 +358,7 @@ def calibrate_predictions(config: str,
     before, afters = evaluate_calibrators(evaluation, predictions, judged,
                                           calibrators, work_dir)
     config_out = osp.join(
-        work_dir,
-        f'{osp.splitext(osp.basename(config))[0]}_{calibrator}.py')
+        work_dir, f'{osp.splitext(osp.basename(config))[0]}_{calibrator}.py')
     report = calibration_report(fits, calibrators, calibrator, objective,
                                 before, afters, config_out)
     write_config(cfg, config, calibrators[calibrator], config_out)

@@ -172,8 +172,8 @@ def verdicts_of(evaluator: COCOeval, num_dets: int) -> CocoVerdicts:
             ignored, IGNORED, np.where(matched, TRUE_POSITIVE, FALSE_POSITIVE))
         overlaps = matched_overlaps(evaluator, judged)
         for thr, det in zip(*np.nonzero(matched & ~ignored)):
-            ious[thr, index[det]] = overlaps[det][int(
-                judged['dtMatches'][thr, det])]
+            gt_id = int(judged['dtMatches'][thr, det])
+            ious[thr, index[det]] = overlaps[det][gt_id]
     return CocoVerdicts(outcomes, ious, num_gt)
 
 
@@ -188,6 +188,4 @@ def matched_overlaps(evaluator: COCOeval, judged: dict) -> list:
     """
     img_id, cat_id = judged['image_id'], judged['category_id']
     gt_ids = evaluator.cocoGt.getAnnIds(imgIds=[img_id], catIds=[cat_id])
-    return [
-        dict(zip(gt_ids, row)) for row in evaluator.ious[img_id, cat_id]
-    ]
+    return [dict(zip(gt_ids, row)) for row in evaluator.ious[img_id, cat_id]]

@@ -92,8 +92,7 @@ def detection_calibration_errors(
                              laece_n_bins)
     metrics.update(
         lrp(labels,
-            judged.hits(laece_iou_thr)[counted], ious, num_gt,
-            laece_iou_thr))
+            judged.hits(laece_iou_thr)[counted], ious, num_gt, laece_iou_thr))
     return metrics
 
 

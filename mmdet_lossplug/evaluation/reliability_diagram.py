@@ -4,8 +4,8 @@ no pyplot state or display).
 """
 import numpy as np
 
-from ..visualization import (draw_bin_counts, draw_reliability,
-                             figure_to_rgb, new_figure)
+from ..visualization import (draw_bin_counts, draw_reliability, figure_to_rgb,
+                             new_figure)
 from .functional import ece, reliability_bins
 
 

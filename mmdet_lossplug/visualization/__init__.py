@@ -4,4 +4,6 @@
 from .figure import figure_to_rgb, new_figure
 from .reliability_diagram import draw_bin_counts, draw_reliability
 
-__all__ = ['new_figure', 'figure_to_rgb', 'draw_reliability', 'draw_bin_counts']
+__all__ = [
+    'new_figure', 'figure_to_rgb', 'draw_reliability', 'draw_bin_counts'
+]

@@ -54,7 +54,8 @@ def draw_reliability(ax,
     ax.legend(loc='upper left')
     ax.text(
         0.97,
-        0.05, f'{error_name} {100 * error:.2f}%\nN = {int(counts.sum())}',
+        0.05,
+        f'{error_name} {100 * error:.2f}%\nN = {int(counts.sum())}',
         ha='right',
         va='bottom',
         transform=ax.transAxes)

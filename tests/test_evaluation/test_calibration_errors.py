@@ -50,8 +50,7 @@ def test_calibrated_sample_has_small_errors_and_torch_equals_numpy():
                torch.from_numpy(hits)) == ece(conf, hits)
     # NumPy has no bfloat16: such tensors are read through float64.
     half = torch.from_numpy(conf[:1000]).bfloat16()
-    assert ece(half, hits[:1000]) == ece(half.double().numpy(),
-                                            hits[:1000])
+    assert ece(half, hits[:1000]) == ece(half.double().numpy(), hits[:1000])
 
 
 def test_classwise_nll_brier_by_hand():

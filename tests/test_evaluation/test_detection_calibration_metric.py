@@ -18,7 +18,7 @@ from mmdet_lossplug.evaluation import (DetectionCalibrationMetric,
                                        detection_calibration_errors,
                                        judge_predictions)
 from mmdet_lossplug.evaluation.coco_verdicts import (FALSE_POSITIVE, IGNORED,
-                                                    TRUE_POSITIVE)
+                                                     TRUE_POSITIVE)
 
 TP, FP, IGN = TRUE_POSITIVE, FALSE_POSITIVE, IGNORED
 

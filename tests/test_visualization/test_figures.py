@@ -31,8 +31,8 @@ def test_reliability_bars_stand_at_the_bins_accuracy():
     draw_bin_counts(bottom, counts)
     accuracy_bars, gap_bars = top.containers
     filled = np.flatnonzero(counts)
-    assert [b.get_height() for b in accuracy_bars] == pytest.approx(
-        accuracy[filled])
+    assert [b.get_height()
+            for b in accuracy_bars] == pytest.approx(accuracy[filled])
     # each gap starts at the accuracy and ends at the mean confidence
     for bar, k in zip(gap_bars, filled):
         assert bar.get_y() == pytest.approx(accuracy[k])
