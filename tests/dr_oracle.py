@@ -1,7 +1,7 @@
-"""Brute-force DR loss written straight from the paper's formulas (DR loss,
-Eq. 6-9, Table 3, appendix A; SPEC section 2): a Python loop over images and
-explicit sets of (anchor, class) pairs in float64. The test oracle for the
-vectorised reference, the compiled op and the head."""
+"""Brute-force DR loss written straight from the paper's formulas (Qian et
+al., DR Loss, CVPR 2020: Eq. 6-9, Table 3, appendix A): a Python loop over
+images and explicit sets of (anchor, class) pairs in float64. The test
+oracle for the vectorised reference, the compiled op and the head."""
 import math
 
 

@@ -27,7 +27,7 @@ from mmengine.config import DictAction
 import mmdet_lossplug  # noqa: F401  (registers our modules)
 from mmdet_lossplug.apis import (calibrate_predictions, format_report,
                                  reported_iou_thrs)
-from mmdet_lossplug.evaluation import CALIBRATORS, TEMPERATURE_OBJECTIVES
+from mmdet_lossplug.calibration import CALIBRATORS, TEMPERATURE_OBJECTIVES
 
 
 def parse_args(argv=None):

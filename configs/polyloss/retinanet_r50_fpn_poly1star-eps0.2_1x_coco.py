@@ -1,4 +1,4 @@
-# Poly-1* focal (PolyLoss Table 7 form): FL - (1-pt)^3 + (0.2)(1-pt)^4,
+# Poly-1* focal (PolyLoss Table 6 form): FL - (1-pt)^3 + (0.2)(1-pt)^4,
 # alpha-balanced like RetinaNet's focal loss.
 _base_ = './retinanet_r50_fpn_focal_1x_coco.py'
 model = dict(

@@ -34,23 +34,21 @@ from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.registry import init_default_scope
 
-from ..evaluation import (CALIBRATORS, DetectionCalibrationMetric,
-                          IsotonicCalibrator, JudgedDetections,
-                          PlattCalibrator, ScoreCalibrator,
-                          TemperatureCalibrator, detection_calibration_errors,
-                          detection_reliability_diagrams, fit_temperature_grid,
-                          fit_temperature_nll, iou_key, judge_predictions,
-                          load_coco)
-from ..evaluation.functional.detection_calibration import (LAECE_IOU_THR,
-                                                           write_diagrams)
+from ..calibration import (CALIBRATORS, IsotonicCalibrator, PlattCalibrator,
+                           ScoreCalibrator, TemperatureCalibrator,
+                           fit_temperature_grid, fit_temperature_nll)
+from ..evaluation import (LAECE_IOU_THR, DetectionCalibrationMetric,
+                          JudgedDetections, detection_calibration_errors,
+                          detection_reliability_diagrams, iou_key,
+                          judge_predictions, load_coco,
+                          log_detection_calibration_errors, write_diagrams)
 
 # What may differ between before and after: float noise in COCOeval.
 AP_TOLERANCE = 1e-9
 # The calibrators that keep each class's order of scores, and so AP.
 ORDER_KEEPING = ('temperature', 'platt')
 # Hooks a written config replaces: the calibration it adds is the only one.
-CALIBRATION_HOOKS = ('DetectionTemperatureHook',
-                     'DetectionScoreCalibrationHook')
+CALIBRATION_HOOKS = ('DetectionScoreCalibrationHook', )
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
@@ -105,7 +103,7 @@ def fit_data(judged: JudgedDetections, iou_thr: float,
     if not counted.any():
         raise ValueError('no judged detections to fit a calibrator on')
     targets = judged.ious(iou_thr) if target == 'iou' else (
-        judged.true_positives(iou_thr))
+        judged.hits(iou_thr))
     return (judged.scores[counted], judged.labels[counted],
             targets[counted].astype(float))
 
@@ -232,6 +230,7 @@ class PredictionEvaluation:
         ap = self.ap_evaluator.offline_evaluate(copy.deepcopy(predictions))
         errors = detection_calibration_errors(judged, self.iou_thrs,
                                               self.n_bins)
+        log_detection_calibration_errors(judged, errors, self.iou_thrs)
         write_diagrams(
             detection_reliability_diagrams(judged, self.iou_thrs, self.n_bins),
             out_dir)
@@ -240,6 +239,71 @@ class PredictionEvaluation:
             f'{prefix}/{name}': v
             for name, v in errors.items()
         })
+
+
+def evaluate_calibrators(evaluation: PredictionEvaluation, predictions: list,
+                         judged: JudgedDetections,
+                         calibrators: Dict[str, ScoreCalibrator],
+                         work_dir: str) -> Tuple[dict, Dict[str, dict]]:
+    """The metrics of ``predictions`` before and after each calibrator
+    (diagrams in ``work_dir/before`` and ``work_dir/<kind>``)."""
+    before = evaluation(predictions, judged, osp.join(work_dir, 'before'))
+    afters = {}
+    for kind, fitted in calibrators.items():
+        # Judged afresh: an isotonic map ties scores, and COCO breaks ties
+        # by input order, so the verdicts may differ from the uncalibrated.
+        preds = calibrated(predictions, fitted)
+        afters[kind] = evaluation(preds, evaluation.judge(preds),
+                                  osp.join(work_dir, kind))
+    return before, afters
+
+
+def ap_changes(before: dict, afters: Dict[str, dict]) -> Dict[str, dict]:
+    """Each calibrator's change of every AP; a ``RuntimeError`` if AP moved
+    under one that keeps the order of scores (``ORDER_KEEPING``)."""
+    ap_keys = [k for k in before if '_mAP' in k]
+    changes = {
+        kind: {
+            k: after[k] - before[k]
+            for k in ap_keys
+        }
+        for kind, after in afters.items()
+    }
+    for kind in ORDER_KEEPING:
+        if any(abs(d) > AP_TOLERANCE for d in changes[kind].values()):
+            raise RuntimeError(f'AP moved under {kind} scaling, which keeps '
+                               f'the order of scores: {changes[kind]}')
+    return changes
+
+
+def calibration_report(fits: dict, calibrators: Dict[str, ScoreCalibrator],
+                       calibrator: str, objective: str, before: dict,
+                       afters: Dict[str, dict], config_out: str) -> dict:
+    """What ``calibration.json`` holds (see :func:`calibrate_predictions`).
+    """
+    ap_change = ap_changes(before, afters)
+    return dict(
+        fits,
+        objective=objective,
+        temperature=calibrators['temperature'].params[0]['temperature'],
+        calibrator=calibrator,
+        before=before,
+        after=afters[calibrator],
+        calibrators={
+            kind:
+            dict(
+                fitted.to_dict(),
+                after=afters[kind],
+                ap_change=ap_change[kind])
+            for kind, fitted in calibrators.items()
+        },
+        config=config_out)
+
+
+def write_report(report: dict, work_dir: str) -> None:
+    """``work_dir/calibration.json``."""
+    with open(osp.join(work_dir, 'calibration.json'), 'w') as f:
+        json.dump(report, f, indent=2)
 
 
 def calibrate_predictions(config: str,
@@ -283,56 +347,20 @@ def calibrate_predictions(config: str,
                                   fit_iou_thr, objective, n_bins, classwise,
                                   target)
     fits = temperature_fits(judged, fit_iou_thr, n_bins)
-    # From here on, predictions and judged are the scored set: the fitted
-    # ones, or the held-out ones.
+    # Scored on the fitted predictions, or on the held-out ones.
     if held_out is None:
-        evaluate = fitting
+        evaluation = fitting
     else:
         predictions, held_out_ann_file = held_out
-        evaluate = PredictionEvaluation(cfg, held_out_ann_file, iou_thrs,
-                                        n_bins)
-        judged = evaluate.judge(predictions)
-    before = evaluate(predictions, judged, osp.join(work_dir, 'before'))
-    afters = {}
-    for kind, fitted in calibrators.items():
-        # Judged afresh: an isotonic map ties scores, and COCO breaks ties
-        # by input order, so the verdicts may differ from the uncalibrated.
-        preds = calibrated(predictions, fitted)
-        afters[kind] = evaluate(preds, evaluate.judge(preds),
-                                osp.join(work_dir, kind))
-    ap_keys = [k for k in before if '_mAP' in k]
-    ap_change = {
-        kind: {
-            k: after[k] - before[k]
-            for k in ap_keys
-        }
-        for kind, after in afters.items()
-    }
-    for kind in ORDER_KEEPING:
-        if any(abs(d) > AP_TOLERANCE for d in ap_change[kind].values()):
-            raise RuntimeError(f'AP moved under {kind} scaling, which keeps '
-                               f'the order of scores: {ap_change[kind]}')
-
-    chosen = calibrators[calibrator]
+        evaluation = PredictionEvaluation(cfg, held_out_ann_file, iou_thrs,
+                                          n_bins)
+        judged = evaluation.judge(predictions)
+    before, afters = evaluate_calibrators(evaluation, predictions, judged,
+                                          calibrators, work_dir)
     config_out = osp.join(
-        work_dir, f'{osp.splitext(osp.basename(config))[0]}_{chosen.kind}.py')
-    write_config(cfg, config, chosen, config_out)
-    report = dict(
-        fits,
-        objective=objective,
-        temperature=calibrators['temperature'].params[0]['temperature'],
-        calibrator=calibrator,
-        before=before,
-        after=afters[calibrator],
-        calibrators={
-            kind:
-            dict(
-                fitted.to_dict(),
-                after=afters[kind],
-                ap_change=ap_change[kind])
-            for kind, fitted in calibrators.items()
-        },
-        config=config_out)
-    with open(osp.join(work_dir, 'calibration.json'), 'w') as f:
-        json.dump(report, f, indent=2)
+        work_dir, f'{osp.splitext(osp.basename(config))[0]}_{calibrator}.py')
+    report = calibration_report(fits, calibrators, calibrator, objective,
+                                before, afters, config_out)
+    write_config(cfg, config, calibrators[calibrator], config_out)
+    write_report(report, work_dir)
     return report

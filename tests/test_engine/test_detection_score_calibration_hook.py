@@ -1,6 +1,6 @@
-"""DetectionTemperatureHook tempers predicted scores only while a val/test
-loop runs, through any model wrapper, and leaves training outputs alone;
-DetectionScoreCalibrationHook applies a class-wise calibrator by label."""
+"""DetectionScoreCalibrationHook tempers predicted scores only while a
+val/test loop runs, through any model wrapper, and leaves training outputs
+alone; it applies a class-wise calibrator by label."""
 from types import SimpleNamespace
 
 import pytest
@@ -9,8 +9,14 @@ import torch.nn as nn
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from mmdet_lossplug.engine import (DetectionScoreCalibrationHook,
-                                   DetectionTemperatureHook)
+from mmdet_lossplug.engine import DetectionScoreCalibrationHook
+
+
+def _temperature(temperature):
+    return dict(
+        type='temperature',
+        classwise=False,
+        params=[dict(temperature=temperature)])
 
 
 class _Detector(nn.Module):
@@ -26,7 +32,7 @@ class _Detector(nn.Module):
 def test_tempers_only_inside_the_loop():
     model = _Detector()
     runner = SimpleNamespace(model=model)
-    hook = DetectionTemperatureHook(temperature=2.0)
+    hook = DetectionScoreCalibrationHook(_temperature(2.0))
     scores = torch.tensor([0.2, 0.5, 0.9])
     expected = torch.sigmoid(torch.logit(scores) / 2)
     hook.before_test(runner)
@@ -40,7 +46,7 @@ def test_tempers_only_inside_the_loop():
         model(scores)[0].pred_instances.scores, expected)
     hook.after_val(runner)
     with pytest.raises(ValueError, match='temperature'):
-        DetectionTemperatureHook(temperature=0)
+        DetectionScoreCalibrationHook(_temperature(0))
 
 
 class _LabelledDetector(nn.Module):

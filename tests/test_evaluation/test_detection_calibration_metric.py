@@ -17,9 +17,8 @@ from pycocotools.cocoeval import COCOeval
 from mmdet_lossplug.evaluation import (DetectionCalibrationMetric,
                                        detection_calibration_errors,
                                        judge_predictions)
-from mmdet_lossplug.evaluation.functional.coco_matching import (FALSE_POSITIVE,
-                                                                IGNORED,
-                                                                TRUE_POSITIVE)
+from mmdet_lossplug.evaluation.coco_verdicts import (FALSE_POSITIVE, IGNORED,
+                                                     TRUE_POSITIVE)
 
 TP, FP, IGN = TRUE_POSITIVE, FALSE_POSITIVE, IGNORED
 

@@ -118,6 +118,21 @@ def test_gammas_that_are_not_numbers_are_named():
         AdaptiveFocalLoss(gammas=(5.0, 'x'))
 
 
+def test_thresholds_that_are_not_numbers_are_named():
+    with pytest.raises(
+            TypeError, match=r"thresholds\[0\] must be a number, "
+            "got 'b'"):
+        AdaptiveFocalLoss(thresholds=('b', ))
+    with pytest.raises(
+            TypeError, match=r"thresholds\[1\] must be a number, "
+            "got None"):
+        AdaptiveFocalLoss(gammas=(5, 3, 2), thresholds=[0.2, None])
+    for bad in ('b', 0.2):
+        with pytest.raises(
+                TypeError, match='thresholds must be a sequence of numbers'):
+            AdaptiveFocalLoss(thresholds=bad)
+
+
 @pytest.mark.parametrize('use_sigmoid', [False, True])
 def test_labels_of_any_integer_dtype_device_and_weights(use_sigmoid):
     loss = AdaptiveFocalLoss(use_sigmoid=use_sigmoid)

@@ -35,7 +35,9 @@ def logits_with_pt_above(n, c, low=0.1, seed=0):
 
 
 def sigmoid_terms(logits, labels, alpha=0.25):
-    """(1 - pt, alpha_t) of SPEC section 0 for labels in [0, C]."""
+    """(1 - pt, alpha_t) for labels in [0, C], ``C`` background: ``pt =
+    y p + (1 - y)(1 - p)`` (Lin et al., Focal Loss, Eq. 2), ``alpha_t``
+    likewise."""
     c = logits.size(1)
     target = F.one_hot(labels, c + 1)[:, :c].to(logits.dtype)
     p = logits.sigmoid()

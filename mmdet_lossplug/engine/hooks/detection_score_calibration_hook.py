@@ -12,7 +12,7 @@ from mmdet.registry import HOOKS
 from mmdet.structures import DetDataSample
 from mmengine.hooks import Hook
 
-from ...evaluation import build_calibrator
+from ...calibration import build_calibrator
 from .runner_model import unwrapped_model
 
 
@@ -58,21 +58,3 @@ class DetectionScoreCalibrationHook(Hook):
     before_test = _attach
     after_val = _detach
     after_test = _detach
-
-
-@HOOKS.register_module()
-class DetectionTemperatureHook(DetectionScoreCalibrationHook):
-    """``scores <- sigmoid(logit(scores) / temperature)``, one ``T`` for all
-    classes.
-
-    Args:
-        temperature (float): ``T > 0``; ``T > 1`` softens over-confident
-            scores.
-    """
-
-    def __init__(self, temperature: float) -> None:
-        super().__init__(
-            dict(
-                type='temperature',
-                classwise=False,
-                params=[dict(temperature=temperature)]))

@@ -22,12 +22,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from torch import Tensor
 
+from ...visualization import figure_to_rgb, new_figure
 from .runner_model import unwrapped_model
 
 
@@ -77,9 +76,7 @@ def plot_score_histograms(pos_scores: np.ndarray,
                           bins: int = 50,
                           title: str = '') -> np.ndarray:
     """Both histograms on a log count axis; ``(H, W, 3)`` uint8 RGB."""
-    fig = Figure(figsize=(5, 3.5), dpi=100)
-    canvas = FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    ax = new_figure(5, 3.5).subplots()
     edges = np.linspace(0, 1, bins + 1)
     for scores, name, color in ((neg_scores, 'negatives', 'tab:red'),
                                 (pos_scores, 'positives', 'tab:blue')):
@@ -97,9 +94,7 @@ def plot_score_histograms(pos_scores: np.ndarray,
     ax.legend()
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return figure_to_rgb(ax.figure)
 
 
 @HOOKS.register_module()

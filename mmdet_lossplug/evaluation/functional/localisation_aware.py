@@ -34,7 +34,7 @@ from typing import Dict
 
 import numpy as np
 
-from .calibration import equal_width_bin_index, to_numpy
+from .calibration_errors import equal_width_bin_index, to_numpy
 
 
 def _per_class(labels, num_gt, name):
@@ -84,12 +84,12 @@ def laece(confidences, labels, ious, num_gt, n_bins: int = 25) -> float:
     return float(np.mean(errors)) if errors else float('nan')
 
 
-def lrp(labels, is_tp, ious, num_gt, tau: float) -> Dict[str, float]:
+def lrp(labels, hits, ious, num_gt, tau: float) -> Dict[str, float]:
     """LRP error and its components, each the mean over classes.
 
     Args:
         labels: ``(N,)`` class indices of the judged detections.
-        is_tp: ``(N,)`` bool, true positive at IoU ``tau``.
+        hits: ``(N,)`` bool, true positive at IoU ``tau``.
         ious: ``(N,)`` IoU of each true positive.
         num_gt: ``(K,)`` objects per class; classes without any are left
             out.
@@ -103,22 +103,22 @@ def lrp(labels, is_tp, ious, num_gt, tau: float) -> Dict[str, float]:
     if not 0 <= tau < 1:
         raise ValueError(f'lrp: tau must be in [0, 1), got {tau}')
     labels, num_gt = _per_class(labels, num_gt, 'lrp')
-    hit = to_numpy(is_tp, bool).ravel()
+    hits = to_numpy(hits, bool).ravel()
     quality = to_numpy(ious).ravel()
-    if not hit.shape == quality.shape == labels.shape:
-        raise ValueError('lrp: labels, is_tp and ious must have the same '
+    if not hits.shape == quality.shape == labels.shape:
+        raise ValueError('lrp: labels, hits and ious must have the same '
                          'size')
     parts = {name: [] for name in ('lrp', 'lrp_loc', 'lrp_fp', 'lrp_fn')}
     for label in np.flatnonzero(num_gt > 0):
         mine = labels == label
-        tp = int(hit[mine].sum())
+        tp = int(hits[mine].sum())
         fp = int(mine.sum()) - tp
         fn = int(num_gt[label]) - tp
         parts['lrp_fn'].append(fn / num_gt[label])
         if tp == 0:  # the toolkit leaves loc and FP undefined here
             parts['lrp'].append(1.0)
             continue
-        loc = float(np.sum(1 - quality[mine & hit]))
+        loc = float(np.sum(1 - quality[mine & hits]))
         parts['lrp'].append((loc / (1 - tau) + fp + fn) / (tp + fp + fn))
         parts['lrp_loc'].append(loc / tp)
         parts['lrp_fp'].append(fp / (tp + fp))

@@ -1,6 +1,6 @@
 """The mmengine metric of detection calibration (D-ECE, LaECE, LRP): the
-functions of :mod:`..functional.detection_calibration` over the images of
-a validation or test loop."""
+functions of :mod:`..detection_calibration` over the images of a validation
+or test loop."""
 import numbers
 from typing import Dict, Optional, Sequence
 
@@ -9,14 +9,14 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MessageHub
 from mmengine.visualization import Visualizer
 
-from ..functional.calibration import check_n_bins
-from ..functional.detection_calibration import (LAECE_IOU_THR, LAECE_N_BINS,
-                                                check_iou_thresholds,
-                                                detection_calibration_errors,
-                                                detection_reliability_diagrams,
-                                                write_diagrams)
-from ..functional.judged_detections import (image_detections, judge_images,
-                                            load_coco)
+from ..detection_calibration import (LAECE_IOU_THR, LAECE_N_BINS,
+                                     check_iou_thresholds,
+                                     detection_calibration_errors,
+                                     detection_reliability_diagrams,
+                                     log_detection_calibration_errors,
+                                     write_diagrams)
+from ..functional import check_n_bins
+from ..judged_detections import image_arrays, judge_image_arrays, load_coco
 
 
 @METRICS.register_module()
@@ -128,18 +128,21 @@ class DetectionCalibrationMetric(BaseMetric):
         it comes from ``ann_file``)."""
         for data_sample in data_samples:
             self.results.append(
-                image_detections(
+                image_arrays(
                     data_sample,
                     self.score_thr,
                     with_ground_truth=self._coco is None))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        judged = judge_images(results, self.iou_thrs + (self.laece_iou_thr, ),
-                              (self.dataset_meta or {}).get('classes'),
-                              self._coco, self.max_dets)
+        judged = judge_image_arrays(results,
+                                    self.iou_thrs + (self.laece_iou_thr, ),
+                                    (self.dataset_meta or {}).get('classes'),
+                                    self._coco, self.max_dets)
         metrics = detection_calibration_errors(judged, self.iou_thrs,
                                                self.n_bins, self.laece_iou_thr,
                                                self.laece_n_bins)
+        log_detection_calibration_errors(judged, metrics, self.iou_thrs,
+                                         self.laece_iou_thr)
         diagrams = detection_reliability_diagrams(judged, self.iou_thrs,
                                                   self.n_bins)
         if self.out_dir is not None:

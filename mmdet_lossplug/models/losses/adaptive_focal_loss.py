@@ -89,7 +89,12 @@ class AdaptiveFocalLoss(nn.Module):
         gammas = tuple(
             check_number(g, f'gammas[{k}]', low=0.0)
             for k, g in enumerate(gammas))
-        thresholds = tuple(map(float, thresholds))
+        if isinstance(thresholds, str) or not isinstance(thresholds, Sequence):
+            raise TypeError('thresholds must be a sequence of numbers, got '
+                            f'{thresholds!r}')
+        thresholds = tuple(
+            check_number(t, f'thresholds[{k}]')
+            for k, t in enumerate(thresholds))
         if len(gammas) != len(thresholds) + 1:
             raise ValueError(f'{len(gammas)} gammas need '
                              f'{len(gammas) - 1} thresholds, got {thresholds}')

@@ -85,16 +85,18 @@ def coco_ground_truth(img_ids: Sequence[int], bboxes: Sequence[np.ndarray],
             categories=[dict(id=c) for c in range(num_classes)]))
 
 
-def judge_detections(coco_gt: COCO,
-                     img_ids: Sequence[int],
-                     cat_ids: Sequence[int],
-                     det_img_ids: np.ndarray,
-                     bboxes: np.ndarray,
-                     scores: np.ndarray,
-                     labels: np.ndarray,
-                     iou_thrs: Sequence[float],
-                     max_dets: int = 100) -> CocoVerdicts:
-    """COCOeval's verdict on every detection at every IoU threshold.
+def coco_verdicts(coco_gt: COCO,
+                  img_ids: Sequence[int],
+                  cat_ids: Sequence[int],
+                  det_img_ids: np.ndarray,
+                  bboxes: np.ndarray,
+                  scores: np.ndarray,
+                  labels: np.ndarray,
+                  iou_thrs: Sequence[float],
+                  max_dets: int = 100) -> CocoVerdicts:
+    """COCOeval's verdict on every detection at every IoU threshold: the
+    lowest layer of judging, arrays in (:func:`.judge_image_arrays` and
+    :func:`.judge_predictions` build on it).
 
     Args:
         coco_gt (COCO): Ground truth.
@@ -114,17 +116,8 @@ def judge_detections(coco_gt: COCO,
         counts ``(len(cat_ids),)``.
     """
     cat_ids = [int(c) for c in cat_ids]
-    detections = [
-        dict(
-            id=index + 1,  # verdicts come back by id: index + 1
-            image_id=int(img_id),
-            category_id=cat_ids[label],
-            bbox=[float(v) for v in box],
-            area=float(box[2] * box[3]),
-            score=float(score),
-            iscrowd=0) for index, (img_id, label, box, score) in enumerate(
-                zip(det_img_ids, labels, xyxy_to_xywh(bboxes), scores))
-    ]
+    detections = coco_detections(det_img_ids, bboxes, scores,
+                                 [cat_ids[label] for label in labels])
     evaluator = COCOeval(coco_gt, in_memory_coco(dict(annotations=detections)),
                          'bbox')
     params = evaluator.params
@@ -136,8 +129,31 @@ def judge_detections(coco_gt: COCO,
     params.areaRngLbl = params.areaRngLbl[:1]
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.evaluate()
+    return verdicts_of(evaluator, len(detections))
 
-    num_thrs, num_dets = len(params.iouThrs), len(detections)
+
+def coco_detections(det_img_ids: np.ndarray, bboxes: np.ndarray,
+                    scores: np.ndarray, cat_ids: Sequence[int]) -> list:
+    """COCO result dicts of xyxy detections; detection ``i`` has id
+    ``i + 1``, by which COCOeval's verdicts come back."""
+    return [
+        dict(
+            id=index + 1,
+            image_id=int(img_id),
+            category_id=int(cat_id),
+            bbox=[float(v) for v in box],
+            area=float(box[2] * box[3]),
+            score=float(score),
+            iscrowd=0) for index, (img_id, cat_id, box, score) in enumerate(
+                zip(det_img_ids, cat_ids, xyxy_to_xywh(bboxes), scores))
+    ]
+
+
+def verdicts_of(evaluator: COCOeval, num_dets: int) -> CocoVerdicts:
+    """The verdicts an evaluated ``COCOeval`` holds on detections of ids
+    ``1..num_dets`` (one area range, one ``maxDets``)."""
+    num_thrs = len(evaluator.params.iouThrs)
+    cat_ids = list(evaluator.params.catIds)
     outcomes = np.full((num_thrs, num_dets), IGNORED, dtype=np.int8)
     ious = np.zeros((num_thrs, num_dets))
     label_of_cat = {c: k for k, c in enumerate(cat_ids)}
@@ -145,8 +161,8 @@ def judge_detections(coco_gt: COCO,
     for judged in evaluator.evalImgs:
         if judged is None:  # neither ground truth nor detections
             continue
-        cat_id = judged['category_id']
-        num_gt[label_of_cat[cat_id]] += int(np.sum(judged['gtIgnore'] == 0))
+        num_gt[label_of_cat[judged['category_id']]] += int(
+            np.sum(judged['gtIgnore'] == 0))
         if not judged['dtIds']:
             continue
         index = np.asarray(judged['dtIds']) - 1
@@ -154,16 +170,22 @@ def judge_detections(coco_gt: COCO,
         ignored = judged['dtIgnore'].astype(bool)
         outcomes[:, index] = np.where(
             ignored, IGNORED, np.where(matched, TRUE_POSITIVE, FALSE_POSITIVE))
-        # COCOeval keeps each pair's IoU matrix: rows its score-sorted,
-        # truncated detections (the order of dtIds), columns its ground
-        # truth in _gts order.
-        img_id = detections[index[0]]['image_id']
-        column = {
-            g['id']: j
-            for j, g in enumerate(evaluator._gts[img_id, cat_id])
-        }
-        overlaps = evaluator.ious[img_id, cat_id]
+        overlaps = matched_overlaps(evaluator, judged)
         for thr, det in zip(*np.nonzero(matched & ~ignored)):
             gt_id = int(judged['dtMatches'][thr, det])
-            ious[thr, index[det]] = overlaps[det, column[gt_id]]
+            ious[thr, index[det]] = overlaps[det][gt_id]
     return CocoVerdicts(outcomes, ious, num_gt)
+
+
+def matched_overlaps(evaluator: COCOeval, judged: dict) -> list:
+    """For each row of an image and category's IoU matrix
+    (``evaluator.ious``), its IoU by ground-truth id.
+
+    The rows are the score-sorted, truncated detections (the order of
+    ``dtIds``); the columns the ground truth in the order
+    ``COCO.getAnnIds`` lists it for that image and category, which is the
+    order COCOeval loads it in.
+    """
+    img_id, cat_id = judged['image_id'], judged['category_id']
+    gt_ids = evaluator.cocoGt.getAnnIds(imgIds=[img_id], catIds=[cat_id])
+    return [dict(zip(gt_ids, row)) for row in evaluator.ious[img_id, cat_id]]

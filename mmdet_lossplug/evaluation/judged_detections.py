@@ -1,11 +1,18 @@
 """Detections of a set of images with COCO AP's verdict on each: which
 count (not ignored) and which hit, at every IoU threshold judged.
 
-``judge_predictions`` takes predictions as mmdet's evaluator hands them to
-metrics (or as ``tools/test.py --out`` dumps them): one dict per image with
-``img_id``, ``pred_instances`` and, unless the ground truth comes from a
-COCO file, ``gt_instances`` and ``ignored_instances`` (crowd). The matching
-itself is pycocotools' ``COCOeval`` (:func:`.coco_matching.judge_detections`).
+Three layers, each built on the one below:
+
+- :func:`judge_predictions`: predictions as mmdet's evaluator hands them
+  to metrics (or as ``tools/test.py --out`` dumps them), one dict per image
+  with ``img_id``, ``pred_instances`` and, unless the ground truth comes
+  from a COCO file, ``gt_instances`` and ``ignored_instances`` (crowd);
+  each turned into arrays by :func:`image_arrays`, then
+- :func:`judge_image_arrays`: those per-image arrays, all images at once;
+- :func:`.coco_verdicts.coco_verdicts`: the matching itself, pycocotools'
+  ``COCOeval`` on flat arrays.
+
+All give or build a :class:`JudgedDetections`.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -14,9 +21,9 @@ import numpy as np
 from mmdet.datasets.api_wrappers import COCO
 from mmengine.fileio import get_local_path
 
-from .calibration import to_numpy
-from .coco_matching import (IGNORED, TRUE_POSITIVE, CocoVerdicts,
-                            coco_ground_truth, judge_detections)
+from .coco_verdicts import (IGNORED, TRUE_POSITIVE, CocoVerdicts,
+                            coco_ground_truth, coco_verdicts)
+from .functional import to_numpy
 
 
 @dataclass
@@ -47,7 +54,7 @@ class JudgedDetections:
         maxDets)."""
         return self.verdicts.outcomes[self._row(iou_thr)] != IGNORED
 
-    def true_positives(self, iou_thr: float) -> np.ndarray:
+    def hits(self, iou_thr: float) -> np.ndarray:
         """``(N,)`` bool: a true positive at ``iou_thr``."""
         return self.verdicts.outcomes[self._row(iou_thr)] == TRUE_POSITIVE
 
@@ -61,14 +68,8 @@ class JudgedDetections:
         """Confidences and 0/1 outcomes (float) of the detections counted
         at ``iou_thr``: what D-ECE bins."""
         counted = self.counted(iou_thr)
-        return self.scores[counted], self.true_positives(
-            iou_thr)[counted].astype(np.float64)
-
-
-def _numpy(values, dtype) -> np.ndarray:
-    if hasattr(values, 'tensor'):  # mmdet's box types
-        values = values.tensor
-    return to_numpy(values, dtype)
+        return self.scores[counted], self.hits(iou_thr)[counted].astype(
+            np.float64)
 
 
 def load_coco(ann_file: str, backend_args: Optional[dict] = None) -> COCO:
@@ -81,30 +82,32 @@ def load_coco(ann_file: str, backend_args: Optional[dict] = None) -> COCO:
 def _sample_ground_truth(data_sample: dict):
     if 'gt_instances' not in data_sample:
         raise ValueError(
-            'DetectionCalibrationMetric needs ground truth: keep '
-            'LoadAnnotations in the test pipeline or pass ann_file')
+            f'image {data_sample.get("img_id")}: the data sample has no '
+            'gt_instances to judge against: keep LoadAnnotations in the '
+            'test pipeline, or give the ground truth as a COCO file '
+            "(coco_gt; the metric's ann_file)")
     parts = [data_sample['gt_instances']]
     if 'ignored_instances' in data_sample:
         parts.append(data_sample['ignored_instances'])
     bboxes = np.concatenate(
-        [_numpy(p['bboxes'], np.float64).reshape(-1, 4) for p in parts])
+        [to_numpy(p['bboxes'], np.float64).reshape(-1, 4) for p in parts])
     labels = np.concatenate(
-        [_numpy(p['labels'], np.int64).reshape(-1) for p in parts])
+        [to_numpy(p['labels'], np.int64).reshape(-1) for p in parts])
     crowd = np.arange(len(labels)) >= len(parts[0]['labels'])
     return bboxes, labels, crowd
 
 
-def image_detections(data_sample: dict,
-                     score_thr: float = 0.0,
-                     with_ground_truth: bool = True) -> dict:
+def image_arrays(data_sample: dict,
+                 score_thr: float = 0.0,
+                 with_ground_truth: bool = True) -> dict:
     """One image's detections with ``score >= score_thr`` (checked), and
     its ground truth ``(bboxes, labels, crowd)`` if ``with_ground_truth``
-    (else ``None``): what :func:`judge_images` takes."""
+    (else ``None``), as arrays: what :func:`judge_image_arrays` takes."""
     img_id = data_sample.get('img_id')
     pred = data_sample['pred_instances']
-    scores = _numpy(pred['scores'], np.float64).reshape(-1)
-    bboxes = _numpy(pred['bboxes'], np.float64).reshape(-1, 4)
-    labels = _numpy(pred['labels'], np.int64).reshape(-1)
+    scores = to_numpy(pred['scores'], np.float64).reshape(-1)
+    bboxes = to_numpy(pred['bboxes'], np.float64).reshape(-1, 4)
+    labels = to_numpy(pred['labels'], np.int64).reshape(-1)
     if not len(scores) == len(bboxes) == len(labels):
         raise ValueError(
             f'image {img_id}: pred_instances hold {len(bboxes)} '
@@ -133,8 +136,10 @@ def category_ids(images: Sequence[dict],
     ``classes``)."""
     if coco_gt is not None:
         if not classes:
-            raise ValueError('DetectionCalibrationMetric with ann_file '
-                             'needs dataset_meta with the classes')
+            raise ValueError('judging against a COCO file (coco_gt; '
+                             "DetectionCalibrationMetric's ann_file) needs "
+                             'the classes (dataset_meta) to map labels to '
+                             'its category ids')
         return coco_gt.get_cat_ids(cat_names=classes)
     if classes:
         return list(range(len(classes)))
@@ -142,17 +147,17 @@ def category_ids(images: Sequence[dict],
     return list(range(int(np.concatenate(labels).max(initial=0)) + 1))
 
 
-def judge_images(images: Sequence[dict],
-                 iou_thrs: Sequence[float],
-                 classes: Optional[Sequence[str]] = None,
-                 coco_gt: Optional[COCO] = None,
-                 max_dets: int = 100) -> JudgedDetections:
+def judge_image_arrays(images: Sequence[dict],
+                       iou_thrs: Sequence[float],
+                       classes: Optional[Sequence[str]] = None,
+                       coco_gt: Optional[COCO] = None,
+                       max_dets: int = 100) -> JudgedDetections:
     """COCOeval's verdicts on the detections of ``images`` (as
-    :func:`image_detections` gives them), against ``coco_gt`` by
-    ``img_id`` or, without it, each image's own ground truth."""
+    :func:`image_arrays` gives them), against ``coco_gt`` by ``img_id``
+    or, without it, each image's own ground truth."""
     if not images:
-        raise ValueError('DetectionCalibrationMetric: no images were '
-                         'evaluated (an empty dataset or dataloader)')
+        raise ValueError('no images to judge (an empty dataset, '
+                         'dataloader or predictions list)')
     cat_ids = category_ids(images, classes, coco_gt)
     labels = np.concatenate([r['labels'] for r in images])
     if len(labels) and labels.max() >= len(cat_ids):
@@ -167,15 +172,15 @@ def judge_images(images: Sequence[dict],
     else:
         img_ids = [r['img_id'] for r in images]
         if len(set(img_ids)) != len(img_ids):
-            raise ValueError('DetectionCalibrationMetric: an img_id was '
-                             'evaluated twice')
+            raise ValueError('an img_id was given twice: judging against '
+                             'a COCO file (coco_gt) needs each image once')
     det_img_ids = np.concatenate([
         np.full(len(r['scores']), img_id)
         for img_id, r in zip(img_ids, images)
     ])
     scores = np.concatenate([r['scores'] for r in images])
     iou_thrs = tuple(float(t) for t in iou_thrs)
-    verdicts = judge_detections(
+    verdicts = coco_verdicts(
         coco_gt,
         img_ids,
         cat_ids,
@@ -215,7 +220,7 @@ def judge_predictions(predictions: Sequence[dict],
         JudgedDetections: the kept detections, image by image, and the
         verdicts.
     """
-    return judge_images([
-        image_detections(p, score_thr, with_ground_truth=coco_gt is None)
+    return judge_image_arrays([
+        image_arrays(p, score_thr, with_ground_truth=coco_gt is None)
         for p in predictions
     ], iou_thrs, classes, coco_gt, max_dets)

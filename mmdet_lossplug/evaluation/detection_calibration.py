@@ -15,7 +15,12 @@ the precision of a bin plays the part accuracy plays in ECE:
 
 This is the confidence-only D-ECE; Kueppers et al. also bin by box
 position, which needs many more detections per bin than a validation split
-of one dataset gives. LaECE and LRP: :mod:`.localisation_aware`.
+of one dataset gives. LaECE and LRP: :mod:`.functional.localisation_aware`.
+
+The errors are computed by :func:`detection_calibration_errors` (numbers
+only), logged by :func:`log_detection_calibration_errors`, drawn by
+:func:`detection_reliability_diagrams` and saved by :func:`write_diagrams`:
+the metric and ``apis.calibrate_predictions`` call each.
 """
 import numbers
 import os.path as osp
@@ -25,9 +30,8 @@ import mmcv
 import numpy as np
 from mmengine.logging import MMLogger
 
-from .calibration import adaptive_ece, ece, mce
+from .functional import adaptive_ece, ece, laece, lrp, mce
 from .judged_detections import JudgedDetections
-from .localisation_aware import laece, lrp
 from .reliability_diagram import plot_reliability_diagram
 
 # LaECE's and LRP's IoU threshold and LaECE's bins, as the toolkit
@@ -69,41 +73,52 @@ def detection_calibration_errors(
     """D-ECE, adaptive D-ECE and D-MCE at each of ``iou_thrs``, LaECE and
     LRP at ``laece_iou_thr``, of the detections counted there (all judged
     in ``judged``). Names as :class:`DetectionCalibrationMetric` reports
-    them, without its prefix; NaN (with a warning) where nothing counts.
+    them, without its prefix; NaN where nothing counts
+    (:func:`log_detection_calibration_errors` warns of it).
     """
-    logger = MMLogger.get_current_instance()
     metrics = {}
     for thr in iou_thrs:
         key = iou_key(thr)
         conf, hits = judged.confidences_and_hits(thr)
-        if not len(conf):
-            logger.warning(f'DetectionCalibrationMetric: no detections '
-                           f'at IoU {thr}; D-ECE is undefined (NaN)')
-            for name in ('d_ece', 'adaptive_d_ece', 'd_mce'):
-                metrics[f'{name}_{key}'] = float('nan')
-            continue
-        metrics[f'd_ece_{key}'] = ece(conf, hits, n_bins)
-        metrics[f'adaptive_d_ece_{key}'] = adaptive_ece(conf, hits, n_bins)
-        metrics[f'd_mce_{key}'] = mce(conf, hits, n_bins)
-        logger.info(f'D-ECE at IoU {thr}: '
-                    f"{100 * metrics[f'd_ece_{key}']:.2f}% over "
-                    f'{len(conf)} detections, precision '
-                    f'{hits.mean():.3f}, mean confidence '
-                    f'{conf.mean():.3f}')
+        for name, error in (('d_ece', ece), ('adaptive_d_ece', adaptive_ece),
+                            ('d_mce', mce)):
+            metrics[f'{name}_{key}'] = (
+                error(conf, hits, n_bins) if len(conf) else float('nan'))
     counted = judged.counted(laece_iou_thr)
     ious = judged.ious(laece_iou_thr)[counted]
     labels = judged.labels[counted]
     num_gt = judged.verdicts.num_gt
     metrics['laece'] = laece(judged.scores[counted], labels, ious, num_gt,
                              laece_n_bins)
-    errors = lrp(labels,
-                 judged.true_positives(laece_iou_thr)[counted], ious, num_gt,
-                 laece_iou_thr)
-    metrics.update(errors)
+    metrics.update(
+        lrp(labels,
+            judged.hits(laece_iou_thr)[counted], ious, num_gt, laece_iou_thr))
+    return metrics
+
+
+def log_detection_calibration_errors(
+        judged: JudgedDetections,
+        metrics: Dict[str, float],
+        iou_thrs: Sequence[float],
+        laece_iou_thr: float = LAECE_IOU_THR) -> None:
+    """Log what :func:`detection_calibration_errors` returned, with the
+    detections behind each D-ECE, to the current mmengine logger; a warning
+    where nothing counted."""
+    logger = MMLogger.get_current_instance()
+    for thr in iou_thrs:
+        conf, hits = judged.confidences_and_hits(thr)
+        if not len(conf):
+            logger.warning(f'no detections counted at IoU {thr}; D-ECE is '
+                           'undefined (NaN)')
+            continue
+        logger.info(f'D-ECE at IoU {thr}: '
+                    f"{100 * metrics[f'd_ece_{iou_key(thr)}']:.2f}% over "
+                    f'{len(conf)} detections, precision '
+                    f'{hits.mean():.3f}, mean confidence '
+                    f'{conf.mean():.3f}')
     logger.info(f'At IoU {laece_iou_thr}: LaECE '
                 f"{100 * metrics['laece']:.2f}%, LRP "
-                f"{100 * errors['lrp']:.2f}%")
-    return metrics
+                f"{100 * metrics['lrp']:.2f}%")
 
 
 def detection_reliability_diagrams(judged: JudgedDetections,

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_lossplug.evaluation import (TemperatureCalibrator, ece,
-                                       fit_temperature_grid,
-                                       fit_temperature_nll, temper_scores)
+from mmdet_lossplug.calibration import (TemperatureCalibrator,
+                                        fit_temperature_grid,
+                                        fit_temperature_nll, temper_scores)
+from mmdet_lossplug.evaluation import ece
 
 
 def test_temper_scores_closed_form_and_types():
@@ -38,12 +39,12 @@ def test_fits_recover_a_planted_temperature(planted):
     # planted), so dividing its logits by T = planted calibrates it.
     rng = np.random.default_rng(0)
     z = rng.normal(0, 1.5, 200000)
-    correct = rng.uniform(0, 1, z.size) < 1 / (1 + np.exp(-z))
+    hits = rng.uniform(0, 1, z.size) < 1 / (1 + np.exp(-z))
     reported = 1 / (1 + np.exp(-z * planted))
-    assert ece(reported, correct, 10) > 0.04
-    t_nll, nll = fit_temperature_nll(reported, correct)
+    assert ece(reported, hits, 10) > 0.04
+    t_nll, nll = fit_temperature_nll(reported, hits)
     assert t_nll == pytest.approx(planted, rel=0.03)
-    t_grid, d_ece = fit_temperature_grid(reported, correct, n_bins=10)
+    t_grid, d_ece = fit_temperature_grid(reported, hits, n_bins=10)
     assert t_grid == pytest.approx(planted, abs=0.1 + 1e-9)
     assert d_ece < 0.01
     # The calibrator fits by either objective, one T for all classes.
@@ -53,14 +54,14 @@ def test_fits_recover_a_planted_temperature(planted):
         calibrator = TemperatureCalibrator.fit(
             reported,
             labels,
-            correct,
+            hits,
             1,
             classwise=False,
             objective=objective,
             n_bins=10)
         assert calibrator.params[0]['temperature'] == pytest.approx(
             planted, **tolerance)
-        assert ece(calibrator.apply(reported), correct, 10) < 0.01
+        assert ece(calibrator.apply(reported), hits, 10) < 0.01
 
 
 def test_fit_bad_input():

@@ -13,8 +13,10 @@ ECE and MCE bin by equal width on ``[0, 1]`` (``(lo, hi]`` between the
 edges ``linspace(0, 1, n_bins + 1)``, 0 in the first bin), AdaECE by
 equal mass (sorted confidences split into ``n_bins`` runs whose sizes
 differ by at most one). NumPy arrays or tensors in, a float out.
-Confidences and probabilities must lie in ``[0, 1]``, outcomes be 0/1 and
-labels whole numbers; anything else is a ``ValueError`` naming the argument.
+Confidences and probabilities must lie in ``[0, 1]``, ``hits`` (the 0/1
+outcome of each prediction: a right class, or for a detection a true
+positive) be 0/1 or bool and labels whole numbers; anything else is a
+``ValueError`` naming the argument.
 """
 from typing import List
 
@@ -22,20 +24,21 @@ import numpy as np
 import torch
 
 
-def to_numpy(values, dtype=np.float64) -> np.ndarray:
-    """An array of ``dtype`` from a list, an array or a tensor of any device
-    and float type (NumPy has no bfloat16, so floats go through float64)."""
+def to_numpy(values, dtype=np.float64, name: str = '') -> np.ndarray:
+    """An array of ``dtype`` from a list, an array, a tensor of any device
+    and float type (NumPy has no bfloat16, so floats go through float64) or
+    mmdet's box type (its ``tensor``). With a ``name``, an empty one is a
+    ``ValueError`` naming it: no calibration error is defined over
+    nothing."""
+    if hasattr(values, 'tensor'):  # mmdet's box types
+        values = values.tensor
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu()
         if values.is_floating_point():
             values = values.double()
         values = values.numpy()
-    return np.asarray(values, dtype=dtype)
-
-
-def _as_numpy(values, name: str, dtype=np.float64) -> np.ndarray:
-    array = to_numpy(values, dtype)
-    if array.size == 0:
+    array = np.asarray(values, dtype=dtype)
+    if name and array.size == 0:
         raise ValueError(f'{name} is empty: no calibration error is defined')
     return array
 
@@ -58,15 +61,15 @@ def check_n_bins(n_bins) -> int:
     return int(n_bins)
 
 
-def _confidences_and_correct(confidences, correct):
+def _confidences_and_hits(confidences, hits):
     conf = check_probabilities(
-        _as_numpy(confidences, 'confidences').ravel(), 'confidences')
-    hits = _as_numpy(correct, 'correct').ravel()
+        to_numpy(confidences, name='confidences').ravel(), 'confidences')
+    hits = to_numpy(hits, name='hits').ravel()
     if conf.shape != hits.shape:
-        raise ValueError(f'confidences {conf.shape} and correct {hits.shape}'
+        raise ValueError(f'confidences {conf.shape} and hits {hits.shape}'
                          ' must have the same size')
     if not np.all((hits == 0) | (hits == 1)):
-        raise ValueError('correct must hold 0/1 (or bool) outcomes, got '
+        raise ValueError('hits must hold 0/1 (or bool) outcomes, got '
                          f'{np.unique(hits[(hits != 0) & (hits != 1)])[:5]}')
     return conf, hits
 
@@ -89,14 +92,14 @@ def _equal_mass_bins(conf: np.ndarray, n_bins: int) -> List[np.ndarray]:
         np.argsort(conf, kind='stable'), check_n_bins(n_bins))
 
 
-def reliability_bins(confidences, correct, n_bins: int = 15):
+def reliability_bins(confidences, hits, n_bins: int = 15):
     """The equal-width bins behind ECE and a reliability diagram.
 
     Returns:
         tuple[np.ndarray]: ``counts``, ``mean_confidence`` and ``accuracy``
         per bin, each ``(n_bins,)``; the last two are NaN in empty bins.
     """
-    conf, hits = _confidences_and_correct(confidences, correct)
+    conf, hits = _confidences_and_hits(confidences, hits)
     bins = _equal_width_bins(conf, n_bins)
     counts = np.array([len(b) for b in bins])
     mean_conf = np.array([conf[b].mean() if len(b) else np.nan for b in bins])
@@ -110,33 +113,33 @@ def _gaps(conf, hits, bins):
             for b in bins if len(b)]
 
 
-def ece(confidences, correct, n_bins: int = 15) -> float:
+def ece(confidences, hits, n_bins: int = 15) -> float:
     """Expected calibration error, equal-width bins."""
-    conf, hits = _confidences_and_correct(confidences, correct)
+    conf, hits = _confidences_and_hits(confidences, hits)
     return float(
         sum(w * gap
             for w, gap in _gaps(conf, hits, _equal_width_bins(conf, n_bins))))
 
 
-def adaptive_ece(confidences, correct, n_bins: int = 15) -> float:
+def adaptive_ece(confidences, hits, n_bins: int = 15) -> float:
     """AdaECE: expected calibration error over equal-mass bins."""
-    conf, hits = _confidences_and_correct(confidences, correct)
+    conf, hits = _confidences_and_hits(confidences, hits)
     return float(
         sum(w * gap
             for w, gap in _gaps(conf, hits, _equal_mass_bins(conf, n_bins))))
 
 
-def mce(confidences, correct, n_bins: int = 15) -> float:
+def mce(confidences, hits, n_bins: int = 15) -> float:
     """Maximum calibration error over non-empty equal-width bins."""
-    conf, hits = _confidences_and_correct(confidences, correct)
+    conf, hits = _confidences_and_hits(confidences, hits)
     return float(
         max(gap
             for _, gap in _gaps(conf, hits, _equal_width_bins(conf, n_bins))))
 
 
 def _probs_and_labels(probs, labels):
-    p = check_probabilities(_as_numpy(probs, 'probs'), 'probs')
-    y = _as_numpy(labels, 'labels').ravel()
+    p = check_probabilities(to_numpy(probs, name='probs'), 'probs')
+    y = to_numpy(labels, name='labels').ravel()
     if not np.all(y == np.round(y)):  # also catches NaN
         raise ValueError('labels must be whole class indices, got e.g. '
                          f'{y[y != np.round(y)][0]}')

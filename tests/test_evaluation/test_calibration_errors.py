@@ -12,19 +12,19 @@ from mmdet_lossplug.evaluation import (adaptive_ece, brier, classwise_ece, ece,
 
 def test_ece_and_mce_by_hand():
     conf = [0.1, 0.4, 0.45, 0.9, 0.95]
-    correct = [0, 1, 0, 1, 1]
+    hits = [0, 1, 0, 1, 1]
     # (0, .5]: conf 0.31667, acc 1/3, gap 1/60, weight 3/5;
     # (.5, 1]: conf 0.925, acc 1, gap 0.075, weight 2/5.
-    assert ece(conf, correct, n_bins=2) == pytest.approx(0.04)
-    assert mce(conf, correct, n_bins=2) == pytest.approx(0.075)
+    assert ece(conf, hits, n_bins=2) == pytest.approx(0.04)
+    assert mce(conf, hits, n_bins=2) == pytest.approx(0.075)
 
 
 def test_adaptive_ece_uses_equal_mass_bins():
-    conf, correct = [0.1, 0.2, 0.3, 0.9], [0, 0, 1, 1]
+    conf, hits = [0.1, 0.2, 0.3, 0.9], [0, 0, 1, 1]
     # equal width: {.1,.2,.3} gap 2/15 w 3/4, {.9} gap .1 w 1/4
-    assert ece(conf, correct, n_bins=2) == pytest.approx(0.125)
+    assert ece(conf, hits, n_bins=2) == pytest.approx(0.125)
     # equal mass: {.1,.2} gap .15, {.3,.9} gap .4, each w 1/2
-    assert adaptive_ece(conf, correct, n_bins=2) == pytest.approx(0.275)
+    assert adaptive_ece(conf, hits, n_bins=2) == pytest.approx(0.275)
 
 
 def test_bin_edges_are_right_closed():
@@ -42,16 +42,15 @@ def test_bin_edges_are_right_closed():
 def test_calibrated_sample_has_small_errors_and_torch_equals_numpy():
     rng = np.random.default_rng(0)
     conf = rng.uniform(0, 1, 200000)
-    correct = rng.uniform(0, 1, conf.size) < conf
-    assert ece(conf, correct) < 0.01 and adaptive_ece(conf, correct) < 0.01
+    hits = rng.uniform(0, 1, conf.size) < conf
+    assert ece(conf, hits) < 0.01 and adaptive_ece(conf, hits) < 0.01
     overconfident = np.clip(conf + 0.1, 0, 1)
-    assert ece(overconfident, correct) > 0.08
+    assert ece(overconfident, hits) > 0.08
     assert ece(torch.from_numpy(conf),
-               torch.from_numpy(correct)) == ece(conf, correct)
+               torch.from_numpy(hits)) == ece(conf, hits)
     # NumPy has no bfloat16: such tensors are read through float64.
     half = torch.from_numpy(conf[:1000]).bfloat16()
-    assert ece(half, correct[:1000]) == ece(half.double().numpy(),
-                                            correct[:1000])
+    assert ece(half, hits[:1000]) == ece(half.double().numpy(), hits[:1000])
 
 
 def test_classwise_nll_brier_by_hand():
@@ -75,9 +74,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r'labels must lie in \[0, 1\]'):
         nll(np.array([[0.5, 0.5]]), np.array([2]))
     # Outcomes must be 0/1; probabilities in [0, 1], not NaN; labels whole.
-    with pytest.raises(ValueError, match='correct must hold 0/1'):
+    with pytest.raises(ValueError, match='hits must hold 0/1'):
         ece([0.2, 0.3], [1, 2])
-    with pytest.raises(ValueError, match='correct must hold 0/1'):
+    with pytest.raises(ValueError, match='hits must hold 0/1'):
         mce([0.2, 0.3], [0.5, 1])
     for bad in (1.5, -0.5, float('nan')):
         with pytest.raises(ValueError, match=r'confidences must lie in'):
@@ -99,12 +98,12 @@ def test_against_torchmetrics():
     classification = pytest.importorskip('torchmetrics.classification')
     rng = np.random.default_rng(1)
     conf = rng.uniform(0, 1, 5000)
-    correct = rng.uniform(0, 1, conf.size) < conf**1.5
+    hits = rng.uniform(0, 1, conf.size) < conf**1.5
     for norm, ours in (('l1', ece), ('max', mce)):
         reference = classification.BinaryCalibrationError(
             n_bins=15, norm=norm)(torch.from_numpy(conf),
-                                  torch.from_numpy(correct).long())
-        assert ours(conf, correct) == pytest.approx(float(reference), 1e-6)
+                                  torch.from_numpy(hits).long())
+        assert ours(conf, hits) == pytest.approx(float(reference), 1e-6)
     # Multiclass: ECE of the top-class confidence against top-1 hits.
     logits = torch.from_numpy(rng.normal(0, 2, (3000, 5)))
     probs = logits.softmax(1)

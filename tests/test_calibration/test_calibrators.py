@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_lossplug.evaluation import (IsotonicCalibrator, PlattCalibrator,
-                                       TemperatureCalibrator, build_calibrator,
-                                       ece)
+from mmdet_lossplug.calibration import (IsotonicCalibrator, PlattCalibrator,
+                                        TemperatureCalibrator,
+                                        build_calibrator)
+from mmdet_lossplug.evaluation import ece
 
 
 def _sigmoid(z):
@@ -21,31 +22,31 @@ def _planted(slope, intercept, n=100000, seed=0):
     slope."""
     rng = np.random.default_rng(seed)
     z = rng.normal(0, 1.5, n)
-    correct = (rng.uniform(0, 1, n) < _sigmoid(z)).astype(float)
-    return _sigmoid(slope * z + intercept), correct
+    hits = (rng.uniform(0, 1, n) < _sigmoid(z)).astype(float)
+    return _sigmoid(slope * z + intercept), hits
 
 
 def test_platt_recovers_a_planted_slope_and_intercept():
-    scores, correct = _planted(2.0, -1.0)
-    assert ece(scores, correct, 10) > 0.05
+    scores, hits = _planted(2.0, -1.0)
+    assert ece(scores, hits, 10) > 0.05
     platt = PlattCalibrator.fit(
-        scores, np.zeros(len(scores), int), correct, 1, classwise=False)
+        scores, np.zeros(len(scores), int), hits, 1, classwise=False)
     assert platt.params[0]['slope'] == pytest.approx(0.5, rel=0.03)
     assert platt.params[0]['intercept'] == pytest.approx(0.5, abs=0.03)
-    assert ece(platt.apply(scores), correct, 10) < 0.01
+    assert ece(platt.apply(scores), hits, 10) < 0.01
 
 
 def test_classwise_platt_and_temperature_fit_each_class():
     over, correct_over = _planted(2.0, 0.0, seed=1)
     under, correct_under = _planted(0.5, 0.0, seed=2)
     scores = np.concatenate([over, under])
-    correct = np.concatenate([correct_over, correct_under])
+    hits = np.concatenate([correct_over, correct_under])
     labels = np.repeat([0, 2], len(over))  # class 1 has no detections
-    platt = PlattCalibrator.fit(scores, labels, correct, 3)
+    platt = PlattCalibrator.fit(scores, labels, hits, 3)
     assert platt.params[0]['slope'] == pytest.approx(0.5, rel=0.03)
     assert platt.params[2]['slope'] == pytest.approx(2.0, rel=0.03)
     assert platt.params[1] is None
-    temperature = TemperatureCalibrator.fit(scores, labels, correct, 3)
+    temperature = TemperatureCalibrator.fit(scores, labels, hits, 3)
     assert temperature.params[0]['temperature'] == pytest.approx(2, rel=0.03)
     assert temperature.params[2]['temperature'] == pytest.approx(0.5, rel=0.03)
     # A class without validation detections keeps its scores.
@@ -72,13 +73,13 @@ def test_isotonic_by_hand():
 
 
 def test_isotonic_recovers_a_planted_miscalibration_and_ties_scores():
-    scores, correct = _planted(2.0, -1.0)
+    scores, hits = _planted(2.0, -1.0)
     half = len(scores) // 2
     isotonic = IsotonicCalibrator.fit(scores[:half], np.zeros(half, int),
-                                      correct[:half], 1)
+                                      hits[:half], 1)
     held_out = isotonic.apply(scores[half:], np.zeros(half, int))
-    assert ece(scores[half:], correct[half:], 10) > 0.05
-    assert ece(held_out, correct[half:], 10) < 0.01
+    assert ece(scores[half:], hits[half:], 10) > 0.05
+    assert ece(held_out, hits[half:], 10) < 0.01
     order = np.argsort(scores[half:])
     assert np.all(np.diff(held_out[order]) >= 0)  # never reversed ...
     assert len(np.unique(held_out)) < len(held_out) // 10  # ... but tied
@@ -86,12 +87,12 @@ def test_isotonic_recovers_a_planted_miscalibration_and_ties_scores():
 
 
 def test_config_round_trip_and_tensors():
-    scores, correct = _planted(2.0, -1.0, n=2000)
+    scores, hits = _planted(2.0, -1.0, n=2000)
     labels = np.arange(len(scores)) % 2
     probe = torch.tensor([0.0, 0.2, 0.6, 1.0], dtype=torch.float16)
     probe_labels = torch.tensor([0, 1, 0, 1])
     for kind in (TemperatureCalibrator, PlattCalibrator, IsotonicCalibrator):
-        fitted = kind.fit(scores, labels, correct, 2)
+        fitted = kind.fit(scores, labels, hits, 2)
         rebuilt = build_calibrator(fitted.to_dict())
         np.testing.assert_array_equal(
             rebuilt.apply(scores, labels), fitted.apply(scores, labels))
