@@ -4,14 +4,20 @@
 loads local checkpoints with ``weights_only=False`` whatever torch's
 default. :func:`use_safe_checkpoint_loading` makes every local load
 (``--resume``, ``load_from``, ``init_cfg=dict(type='Pretrained')``, the test
-checkpoint) use ``weights_only=True`` with exactly the types an mmengine
-checkpoint holds allowed. Our ``tools/train.py`` and ``tools/test.py`` call
+checkpoint) resolve only the globals a checkpoint of tensors and mmengine's
+bookkeeping holds: on torch >= 2.6 through ``weights_only=True`` with
+those types allowed by name; on older torch (whose weights-only loader
+takes no additions by name) through an unpickler restricted to torch's own
+weights-only list plus the same types. Anything else is refused before it
+is called. Our ``tools/train.py`` and ``tools/test.py`` call
 it; with MMDetection's own tools, add the hook to the config::
 
     custom_hooks = [dict(type='SafeCheckpointLoadingHook')]
 """
+import codecs
 import os.path as osp
 import pickle
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -19,6 +25,8 @@ from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from ..torch_features import HAS_SAFE_GLOBALS_BY_NAME
 
 # The statistics HistoryBuffer defines; a process may register more.
 HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
@@ -59,29 +67,92 @@ def mmengine_checkpoint_globals() -> list:
     ]
 
 
+def _pickled_names(safe_globals: list) -> dict:
+    """``{'module.name': object}`` for an allow-list as
+    ``torch.serialization.add_safe_globals`` takes it (objects or
+    ``(object, name)`` pairs). numpy 2 pickles ``numpy.core`` as
+    ``numpy._core``: both spellings resolve to the local object."""
+    names = {}
+    numpy_core = ('numpy.core.', 'numpy._core.')
+    for entry in safe_globals:
+        if isinstance(entry, tuple):
+            obj, name = entry
+        else:
+            obj, name = entry, f'{entry.__module__}.{entry.__qualname__}'
+        names[name] = obj
+        for old, new in (numpy_core, numpy_core[::-1]):
+            if name.startswith(old):
+                names[new + name[len(old):]] = obj
+    return names
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only torch's weights-only globals (tensors, storages,
+    dtypes, ``OrderedDict``) and :func:`mmengine_checkpoint_globals`: the
+    loader for torch < 2.6. A pickle calls nothing it did not look up
+    here, so no other callable can run."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowed = _restricted_globals()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.allowed[f'{module}.{name}']
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f'Weights only load failed: the checkpoint asks for '
+                f'{module}.{name}, which a checkpoint of tensors and '
+                'mmengine bookkeeping never holds; it is refused because '
+                'unpickling it could run code') from None
+
+
+def _restricted_globals() -> dict:
+    # torch's own weights-only list (torch < 2.6 has no public one); bytes
+    # in a protocol 2 pickle (numpy arrays' data) come as _codecs.encode
+    from torch._weights_only_unpickler import _get_allowed_globals
+    return {
+        **_get_allowed_globals(), '_codecs.encode': codecs.encode,
+        **_pickled_names(mmengine_checkpoint_globals())
+    }
+
+
+def _restricted_load(file, **kwargs):
+    return RestrictedUnpickler(file, **kwargs).load()
+
+
+# What torch.load takes as pickle_module: a module with an Unpickler (which
+# torch subclasses) and load.
+restricted_pickle = ModuleType(
+    'mmdet_lossplug_restricted_pickle',
+    'pickle, resolving only the globals of a checkpoint of tensors and '
+    'mmengine bookkeeping')
+restricted_pickle.Unpickler = RestrictedUnpickler
+restricted_pickle.load = _restricted_load
+
+
 def load_local_checkpoint(filename: str, map_location=None):
-    """mmengine's loader of local files, with ``weights_only=True``: a
-    checkpoint that would run code is refused, whatever torch's default."""
+    """mmengine's loader of local files, resolving only the allowed globals
+    (see the module docstring): a checkpoint that would run code is
+    refused, whatever torch's default."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    try:
+    if HAS_SAFE_GLOBALS_BY_NAME:
         return torch.load(
             filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if torch.__version__ >= (2, 6):
-            raise
-        raise RuntimeError(
-            f'{filename}: loading an mmengine checkpoint safely needs torch '
-            f'>= 2.6 (safe globals by name), found {torch.__version__}; '
-            'plain state dicts load with any torch') from err
+    return torch.load(
+        filename,
+        map_location=map_location,
+        pickle_module=restricted_pickle,
+        weights_only=False)
 
 
 def use_safe_checkpoint_loading() -> None:
     """Load local checkpoints (``--resume``, ``load_from``, the test
-    checkpoint) with ``weights_only=True``, allowing exactly the types that
-    mmengine's checkpoints hold (PyTorch's safe globals)."""
-    if torch.__version__ >= (2, 6):
+    checkpoint) with :func:`load_local_checkpoint`, allowing exactly the
+    types that mmengine's checkpoints hold."""
+    if HAS_SAFE_GLOBALS_BY_NAME:
         torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_local_checkpoint, force=True)

@@ -1,6 +1,8 @@
-"""The tools load checkpoints with ``weights_only=True``: a checkpoint whose
-pickle would run code is refused before it runs, and a real mmengine
-checkpoint (message hub, optimizer, schedulers) resumes."""
+"""The tools load checkpoints resolving only allowed globals (torch >= 2.6:
+``weights_only=True`` with mmengine's types added; older torch: the
+restricted unpickler): a checkpoint whose pickle would run code is refused
+before it runs, and a real mmengine checkpoint (message hub, optimizer,
+schedulers) resumes."""
 import os
 import os.path as osp
 import pickle
@@ -53,9 +55,23 @@ def test_malicious_checkpoint_is_live(malicious_checkpoint):
 
 def test_loader_refuses_code(malicious_checkpoint):
     path, marker = malicious_checkpoint
-    with torch.serialization.safe_globals(MMENGINE_GLOBALS):
-        with pytest.raises(pickle.UnpicklingError, match='system'):
-            safe_checkpoint.load_local_checkpoint(str(path))
+    safe_checkpoint.use_safe_checkpoint_loading()
+    with pytest.raises(
+            pickle.UnpicklingError,
+            match=r'(?s)Weights only load failed.*system'):
+        safe_checkpoint.load_local_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_restricted_unpickler_refuses_code(malicious_checkpoint):
+    """The loader of torch < 2.6, on any torch: a checkpoint asking for
+    ``os.system`` is refused, naming it, before anything runs."""
+    path, marker = malicious_checkpoint
+    with pytest.raises(pickle.UnpicklingError, match=r'asks for \w+\.system'):
+        torch.load(
+            path,
+            pickle_module=safe_checkpoint.restricted_pickle,
+            weights_only=False)
     assert not marker.exists()
 
 
@@ -172,10 +188,22 @@ def test_real_checkpoint_resumes(tmp_path, shapes_root):
     env = dict(os.environ, SHAPES_ROOT=shapes_root)
     run_tool(*run, 'train_cfg.max_iters=1', env=env)
     checkpoint = osp.join(work_dir, 'iter_1.pth')
-    # the types it holds beyond tensors are the allowed ones
-    allowed = {pickled_name(g) for g in MMENGINE_GLOBALS}
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(checkpoint)
-    assert set(unsafe) <= allowed, set(unsafe) - allowed
+    if torch.__version__ >= (2, 6):
+        # the types it holds beyond tensors are the allowed ones
+        allowed = {pickled_name(g) for g in MMENGINE_GLOBALS}
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
+            checkpoint)
+        assert set(unsafe) <= allowed, set(unsafe) - allowed
+    # both loaders read all of it, as an unrestricted load does
+    want = torch.load(checkpoint, weights_only=False)
+    for pickle_module in (None, safe_checkpoint.restricted_pickle):
+        got = safe_checkpoint.load_local_checkpoint(checkpoint) \
+            if pickle_module is None else torch.load(
+                checkpoint, pickle_module=pickle_module, weights_only=False)
+        assert got.keys() == want.keys()
+        assert got['message_hub'].keys() == want['message_hub'].keys()
+        for name, tensor in want['state_dict'].items():
+            assert torch.equal(got['state_dict'][name], tensor), name
     log = run_tool(
         *run, 'train_cfg.max_iters=2', '--resume', checkpoint, env=env)
     assert 'resumed epoch: 0, iter: 1' in log
