@@ -48,13 +48,20 @@ def prepare_launch(cfg, args) -> None:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    if args.launcher != 'none' and not torch.cuda.is_available():
+    if args.launcher in ('slurm', 'mpi') and not torch.cuda.is_available():
+        # mmengine's init_dist gives each slurm / mpi task a GPU
+        raise RuntimeError(
+            f'--launcher {args.launcher} needs GPUs (one per task), and '
+            'this process sees none; on CPUs launch with '
+            'tools/dist_train.sh / dist_test.sh (torchrun, gloo), on one '
+            'node or several (NNODES, NODE_RANK, MASTER_ADDR, PORT)')
+    if args.launcher == 'pytorch' and not torch.cuda.is_available():
         # Processes without GPUs: NCCL cannot run, mmengine 0.10.7's
         # init_dist calls torch.cuda.set_device (absent from CPU builds),
         # and DDP must not get device_ids (mmdet_lossplug/engine/cpu_ddp.py).
         # The runner skips init_dist for a process group that exists.
         cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
-        if args.launcher == 'pytorch' and not dist.is_initialized():
+        if not dist.is_initialized():
             dist.init_process_group(backend='gloo')
         cfg.model_wrapper_cfg = dict(
             cfg.get('model_wrapper_cfg', None) or {},
