@@ -143,14 +143,14 @@ test: install lint cuda-build install-oldest
 test-fast: install
 	$(PY) -m pytest -m 'not integration' tests
 
-# A GPU machine with a CUDA PyTorch but no network and no mmcv/mmdet, such
-# as the device machine (10 minutes a command; docs/gpu.md):
-#   here:  make gpu-bundle   (wheels + mmcv's sdist into .gpu-bundle/)
-#   there: make gpu-step-a   (the op: build, CUDA tests, sanitizers, ncu,
-#          benchmark; starts mmcv's build for b in the background)
-#          make gpu-step-b   (mmcv, the whole suite, the RetinaNet
-#          iteration benchmark), at once after a on the same machine
-#   or:    make test-gpu     (both, where one command may run longer)
+# The GPU checks (docs/gpu.md), on any Linux machine with a CUDA GPU and a
+# CUDA PyTorch, even one without network access or mmcv/mmdet:
+#   with network: make gpu-bundle (wheels + mmcv's sdist into .gpu-bundle/)
+#   on the GPU machine: make gpu-step-a (the op: build, CUDA tests,
+#          sanitizers, ncu, benchmarks; starts mmcv's build for b in the
+#          background), then make gpu-step-b (mmcv, the whole suite, the
+#          RetinaNet iteration benchmark) on the same machine
+#   or:    make test-gpu     (both in one command)
 # Each step writes its logs and its report under $(GPU_OUT) as it goes.
 GPU_BUNDLE := .gpu-bundle
 GPU_PYTHON ?= python3
