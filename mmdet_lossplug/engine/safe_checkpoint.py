@@ -14,6 +14,7 @@ it; with MMDetection's own tools, add the hook to the config::
 
     custom_hooks = [dict(type='SafeCheckpointLoadingHook')]
 """
+import _compat_pickle
 import codecs
 import os.path as osp
 import pickle
@@ -97,6 +98,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.allowed = _restricted_globals()
 
     def find_class(self, module: str, name: str):
+        # torch.save's protocol 2 writes Python 2 names (__builtin__), which
+        # pickle's own find_class maps back
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name),
+                                                       (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         try:
             return self.allowed[f'{module}.{name}']
         except KeyError:
@@ -139,8 +145,9 @@ def load_local_checkpoint(filename: str, map_location=None):
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     if HAS_SAFE_GLOBALS_BY_NAME:
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
     return torch.load(
         filename,
         map_location=map_location,
@@ -152,8 +159,6 @@ def use_safe_checkpoint_loading() -> None:
     """Load local checkpoints (``--resume``, ``load_from``, the test
     checkpoint) with :func:`load_local_checkpoint`, allowing exactly the
     types that mmengine's checkpoints hold."""
-    if HAS_SAFE_GLOBALS_BY_NAME:
-        torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_local_checkpoint, force=True)
 
