@@ -85,14 +85,24 @@ def check_number(value: float,
 def check_logits(pred: Tensor, name: str = 'pred') -> None:
     """``pred`` must be a floating ``(N, C)`` tensor; see
     :func:`check_scores_finite` for its values."""
-    if not isinstance(pred, Tensor):
-        raise TypeError(f'{name} must be a Tensor, got {type(pred).__name__}')
+    check_tensor(pred, name)
     if pred.dim() != 2:
         raise ValueError(
             f'{name} must have shape (N, C), got {tuple(pred.shape)}')
-    if not pred.is_floating_point():
-        raise TypeError(f'{name} must be floating point, got {pred.dtype}')
+    check_floating_point(pred, name)
     check_scores_finite(pred, name)
+
+
+def check_tensor(value, name: str) -> None:
+    """``value`` is a Tensor."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f'{name} must be a Tensor, got {type(value).__name__}')
+
+
+def check_floating_point(values: Tensor, name: str) -> None:
+    """``values`` of a floating dtype."""
+    if not values.is_floating_point():
+        raise TypeError(f'{name} must be floating point, got {values.dtype}')
 
 
 def check_scores_finite(scores: Tensor, name: str) -> None:
@@ -109,8 +119,7 @@ def check_scores_finite(scores: Tensor, name: str) -> None:
 
 def check_finite(values: Tensor, name: str) -> None:
     """A floating tensor without NaN or Inf."""
-    if not values.is_floating_point():
-        raise TypeError(f'{name} must be floating point, got {values.dtype}')
+    check_floating_point(values, name)
     check_values(
         torch.isfinite(values).all(),
         f'{name} has NaN/Inf values; the loss would be NaN')
@@ -145,10 +154,11 @@ def check_labels(labels: Tensor,
 
 def check_integer_labels(labels: Tensor, name: str = 'target') -> None:
     """Labels of any integer dtype (callers convert them to int64, the
-    index type of ``gather``); floating or boolean labels would be
+    index type of ``gather``); floating, complex or boolean labels would be
     truncated or misread, so they are an error."""
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise TypeError(f'{name} labels must be integers, got {labels.dtype}')
+    if labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool:
+        raise TypeError(f'{name} must be integers, got {labels.dtype}')
 
 
 def check_label_range(labels: Tensor,
