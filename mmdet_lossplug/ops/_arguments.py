@@ -1,5 +1,12 @@
-"""The DR expectation's argument checks, shared by the op's entry point and
-the reference: on the host (shapes, dtypes, devices, temperatures: free)."""
+"""The DR expectation's argument checks, shared by the op's entry point,
+the reference and the fake kernels: on the host (shapes, dtypes, devices,
+temperatures: free) in :func:`check_dr_arguments`, and the value checks
+they run on the tensors.
+
+The one door of ``ops/`` to the package's shared rules
+(:mod:`mmdet_lossplug.input_checks`): the op's modules take every check
+from here, so that the op's rules and messages are the losses'.
+"""
 import math
 from typing import Optional
 
@@ -7,7 +14,13 @@ import torch
 from torch import Tensor
 
 from ..input_checks import (check_floating_point, check_integer_labels,
-                            check_same_device, check_tensor)
+                            check_label_range, check_same_device,
+                            check_scores_finite, check_tensor, check_values)
+
+__all__ = [
+    'LOGIT_DTYPES', 'MIN_LAMBDA_FLOAT32', 'check_dr_arguments',
+    'check_devices', 'check_label_range', 'check_scores_finite', 'check_values'
+]
 
 LOGIT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # The smallest temperature either implementation can take: the op scales

@@ -15,9 +15,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..input_checks import check_scores_finite, check_values
 from ..torch_features import HAS_LIBRARY_FAKE_KERNELS
-from ._arguments import check_dr_arguments
+from ._arguments import check_dr_arguments, check_scores_finite, check_values
 from ._registration import EXT_IMPORT_ERROR, HAS_CUDA_KERNEL, HAS_EXT
 from .reference import dr_expectation_reference
 

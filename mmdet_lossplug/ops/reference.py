@@ -25,9 +25,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..input_checks import check_scores_finite, check_values
 from ..precision import upcast_low_precision
-from ._arguments import check_dr_arguments
+from ._arguments import (check_dr_arguments, check_label_range,
+                         check_scores_finite, check_values)
 
 
 def _masked_softmax_expectation(scores: Tensor, prob: Tensor, mask: Tensor,
@@ -69,8 +69,7 @@ def dr_expectation_reference(logits: Tensor, labels: Tensor,
     """
     check_dr_arguments(logits, labels, label_weights, lam_pos, lam_neg)
     num_classes = logits.size(-1)
-    check_values(((labels >= 0) & (labels <= num_classes)).all(),
-                 f'labels has a label outside [0, {num_classes}]')
+    check_label_range(labels, num_classes, name='labels')
     if label_weights is not None:
         check_values(~label_weights.isnan().any(),
                      'label_weights has NaN value(s)')
