@@ -10,10 +10,10 @@ MMDetection's invalid-loss check reports, so no check here raises on it
 unless eager checks are on.
 
 Shape, dtype, device and argument checks are free and raise at once.
-Checks of tensor *values* go through :func:`check_values`, which never
-waits for an accelerator: on the CPU (where reading a value costs no sync)
-it raises at once; on CUDA, and whenever ``torch.compile`` traces the loss,
-it queues a device-side assert that fails the next synchronising call
+Checks of tensor *values* go through :func:`check_without_sync`, which
+never waits for an accelerator: on the CPU (where reading a value costs no
+sync) it raises at once; on CUDA, and whenever ``torch.compile`` traces the
+loss, it queues a device-side assert that fails the next synchronising call
 (e.g. the logger's ``loss.item()``). Their messages therefore name the
 argument and the rule, not the offending value.
 ``MMDET_LOSSPLUG_EAGER_CHECKS=1`` (or :func:`set_eager_checks`) makes CUDA
@@ -39,7 +39,7 @@ def set_eager_checks(enabled: bool) -> None:
     _eager_checks = bool(enabled)
 
 
-def check_values(ok: Tensor, message: str) -> None:
+def check_without_sync(ok: Tensor, message: str) -> None:
     """Raise ``ValueError(message)`` unless the boolean scalar ``ok`` holds,
     without a host sync on an accelerator (see the module docstring).
 
@@ -59,7 +59,7 @@ if not HAS_COMPILED_ASSERTS:
     # torch < 2.9: Inductor compiles _assert_async to nothing, so a check
     # traced into a graph would silently pass; it breaks the graph instead
     # and runs eagerly.
-    check_values = torch._dynamo.disable(check_values)
+    check_without_sync = torch._dynamo.disable(check_without_sync)
 
 
 def check_number(value: float,
@@ -120,7 +120,7 @@ def check_scores_finite(scores: Tensor, name: str) -> None:
 def check_finite(values: Tensor, name: str) -> None:
     """A floating tensor without NaN or Inf."""
     check_floating_point(values, name)
-    check_values(
+    check_without_sync(
         torch.isfinite(values).all(),
         f'{name} has NaN/Inf values; the loss would be NaN')
 
@@ -171,7 +171,7 @@ def check_label_range(labels: Tensor,
     ok = (labels >= 0) & (labels <= max_label)
     if ignore_index is not None:
         ok = ok | (labels == ignore_index)
-    check_values(
+    check_without_sync(
         ok.all(), f'{name} has values outside [0, {max_label}]' +
         ('' if ignore_index is None else
          f' other than ignore_index={ignore_index}'))
@@ -186,8 +186,8 @@ def check_binary_targets(target: Tensor,
         raise ValueError(f'{name} must be labels ({pred.size(0)},) or one-hot '
                          f'{tuple(pred.shape)}, got {tuple(target.shape)}')
     check_same_device(target, pred, name, 'pred')
-    check_values(((target >= 0) & (target <= 1)).all(),
-                 f'{name} (one-hot or soft) has values outside [0, 1]')
+    check_without_sync(((target >= 0) & (target <= 1)).all(),
+                       f'{name} (one-hot or soft) has values outside [0, 1]')
 
 
 def check_reduction(reduction: Optional[str], allow_none: bool) -> None:

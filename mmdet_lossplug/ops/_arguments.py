@@ -15,11 +15,13 @@ from torch import Tensor
 
 from ..input_checks import (check_floating_point, check_integer_labels,
                             check_label_range, check_same_device,
-                            check_scores_finite, check_tensor, check_values)
+                            check_scores_finite, check_tensor,
+                            check_without_sync)
 
 __all__ = [
     'LOGIT_DTYPES', 'MIN_LAMBDA_FLOAT32', 'check_dr_arguments',
-    'check_devices', 'check_label_range', 'check_scores_finite', 'check_values'
+    'check_devices', 'check_label_range', 'check_scores_finite',
+    'check_without_sync'
 ]
 
 LOGIT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
