@@ -10,10 +10,10 @@ MMDetection's invalid-loss check reports, so no check here raises on it
 unless eager checks are on.
 
 Shape, dtype, device and argument checks are free and raise at once.
-Checks of tensor *values* go through :func:`check_values`, which never
-waits for an accelerator: on the CPU (where reading a value costs no sync)
-it raises at once; on CUDA, and whenever ``torch.compile`` traces the loss,
-it queues a device-side assert that fails the next synchronising call
+Checks of tensor *values* go through :func:`check_without_sync`, which
+never waits for an accelerator: on the CPU (where reading a value costs no
+sync) it raises at once; on CUDA, and whenever ``torch.compile`` traces the
+loss, it queues a device-side assert that fails the next synchronising call
 (e.g. the logger's ``loss.item()``). Their messages therefore name the
 argument and the rule, not the offending value.
 ``MMDET_LOSSPLUG_EAGER_CHECKS=1`` (or :func:`set_eager_checks`) makes CUDA
@@ -39,7 +39,7 @@ def set_eager_checks(enabled: bool) -> None:
     _eager_checks = bool(enabled)
 
 
-def check_values(ok: Tensor, message: str) -> None:
+def check_without_sync(ok: Tensor, message: str) -> None:
     """Raise ``ValueError(message)`` unless the boolean scalar ``ok`` holds,
     without a host sync on an accelerator (see the module docstring).
 
@@ -59,7 +59,7 @@ if not HAS_COMPILED_ASSERTS:
     # torch < 2.9: Inductor compiles _assert_async to nothing, so a check
     # traced into a graph would silently pass; it breaks the graph instead
     # and runs eagerly.
-    check_values = torch._dynamo.disable(check_values)
+    check_without_sync = torch._dynamo.disable(check_without_sync)
 
 
 def check_number(value: float,
@@ -85,14 +85,24 @@ def check_number(value: float,
 def check_logits(pred: Tensor, name: str = 'pred') -> None:
     """``pred`` must be a floating ``(N, C)`` tensor; see
     :func:`check_scores_finite` for its values."""
-    if not isinstance(pred, Tensor):
-        raise TypeError(f'{name} must be a Tensor, got {type(pred).__name__}')
+    check_tensor(pred, name)
     if pred.dim() != 2:
         raise ValueError(
             f'{name} must have shape (N, C), got {tuple(pred.shape)}')
-    if not pred.is_floating_point():
-        raise TypeError(f'{name} must be floating point, got {pred.dtype}')
+    check_floating_point(pred, name)
     check_scores_finite(pred, name)
+
+
+def check_tensor(value, name: str) -> None:
+    """``value`` is a Tensor."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f'{name} must be a Tensor, got {type(value).__name__}')
+
+
+def check_floating_point(values: Tensor, name: str) -> None:
+    """``values`` of a floating dtype."""
+    if not values.is_floating_point():
+        raise TypeError(f'{name} must be floating point, got {values.dtype}')
 
 
 def check_scores_finite(scores: Tensor, name: str) -> None:
@@ -109,9 +119,8 @@ def check_scores_finite(scores: Tensor, name: str) -> None:
 
 def check_finite(values: Tensor, name: str) -> None:
     """A floating tensor without NaN or Inf."""
-    if not values.is_floating_point():
-        raise TypeError(f'{name} must be floating point, got {values.dtype}')
-    check_values(
+    check_floating_point(values, name)
+    check_without_sync(
         torch.isfinite(values).all(),
         f'{name} has NaN/Inf values; the loss would be NaN')
 
@@ -145,10 +154,11 @@ def check_labels(labels: Tensor,
 
 def check_integer_labels(labels: Tensor, name: str = 'target') -> None:
     """Labels of any integer dtype (callers convert them to int64, the
-    index type of ``gather``); floating or boolean labels would be
+    index type of ``gather``); floating, complex or boolean labels would be
     truncated or misread, so they are an error."""
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise TypeError(f'{name} labels must be integers, got {labels.dtype}')
+    if labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool:
+        raise TypeError(f'{name} must be integers, got {labels.dtype}')
 
 
 def check_label_range(labels: Tensor,
@@ -161,7 +171,7 @@ def check_label_range(labels: Tensor,
     ok = (labels >= 0) & (labels <= max_label)
     if ignore_index is not None:
         ok = ok | (labels == ignore_index)
-    check_values(
+    check_without_sync(
         ok.all(), f'{name} has values outside [0, {max_label}]' +
         ('' if ignore_index is None else
          f' other than ignore_index={ignore_index}'))
@@ -176,8 +186,8 @@ def check_binary_targets(target: Tensor,
         raise ValueError(f'{name} must be labels ({pred.size(0)},) or one-hot '
                          f'{tuple(pred.shape)}, got {tuple(target.shape)}')
     check_same_device(target, pred, name, 'pred')
-    check_values(((target >= 0) & (target <= 1)).all(),
-                 f'{name} (one-hot or soft) has values outside [0, 1]')
+    check_without_sync(((target >= 0) & (target <= 1)).all(),
+                       f'{name} (one-hot or soft) has values outside [0, 1]')
 
 
 def check_reduction(reduction: Optional[str], allow_none: bool) -> None:

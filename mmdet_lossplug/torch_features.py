@@ -20,8 +20,8 @@ compiled device asserts     torch >= 2.9: Inductor compiles
                             compiled code. Before, Inductor drops it:
                             our value checks then break the graph and run
                             eagerly (:func:`mmdet_lossplug.input_checks
-                            .check_values`), so ``fullgraph=True`` over a
-                            loss needs torch >= 2.9.
+                            .check_without_sync`), so ``fullgraph=True``
+                            over a loss needs torch >= 2.9.
 safe globals by name        torch >= 2.6: ``weights_only=True`` loads with
 (``add_safe_globals`` with  allowed globals; older torch: a restricted
 ``(object, name)`` pairs)   unpickler with the same list

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..evaluation.functional import check_probabilities, ece, to_numpy
-from ..input_checks import check_values
+from ..input_checks import check_without_sync
 
 # The search grid of Mukhoti et al. (Calibrating Deep Neural Networks using
 # Focal Loss, NeurIPS 2020): T = 0.1, 0.2, ..., 10.
@@ -37,8 +37,8 @@ def temper_scores(scores, temperature: float):
     temperature = check_temperature(temperature)
     tensor = scores if isinstance(scores, torch.Tensor) else torch.as_tensor(
         to_numpy(scores))
-    check_values(((tensor >= 0) & (tensor <= 1)).all(),
-                 'scores must lie in [0, 1] (no NaN) to be tempered')
+    check_without_sync(((tensor >= 0) & (tensor <= 1)).all(),
+                       'scores must lie in [0, 1] (no NaN) to be tempered')
     # float64 so that the logit of float32 scores near 1 stays finite.
     tempered = torch.sigmoid(torch.logit(tensor.double()) / temperature)
     if isinstance(scores, torch.Tensor):

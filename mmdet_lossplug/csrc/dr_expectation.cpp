@@ -68,9 +68,9 @@ Inputs checked_inputs(const at::Tensor& logits, const at::Tensor& labels,
                         labels.size(1) == logits.size(1),
                     "labels must be (B, A) = ", logits.sizes().slice(0, 2),
                     ", got ", labels.sizes());
-  TORCH_CHECK_VALUE(labels.device() == logits.device(),
-                    "labels must be on the device of logits (", logits.device(),
-                    "), got ", labels.device());
+  TORCH_CHECK_VALUE(labels.device() == logits.device(), "labels is on ",
+                    labels.device(), " but logits on ", logits.device(),
+                    "; put them on one device");
   if (weights) {
     TORCH_CHECK_TYPE(weights->scalar_type() == at::kFloat,
                      "label_weights must be float32, got ",
@@ -79,8 +79,9 @@ Inputs checked_inputs(const at::Tensor& logits, const at::Tensor& labels,
                       "label_weights must be (B, A) = ", labels.sizes(),
                       ", got ", weights->sizes());
     TORCH_CHECK_VALUE(weights->device() == logits.device(),
-                      "label_weights must be on the device of logits (",
-                      logits.device(), "), got ", weights->device());
+                      "label_weights is on ", weights->device(),
+                      " but logits on ", logits.device(),
+                      "; put them on one device");
   }
   check_lambda(lam_pos, "lam_pos");
   check_lambda(lam_neg, "lam_neg");
@@ -100,8 +101,9 @@ at::Tensor checked_grad_factor(const at::Tensor& g, const char* name,
                    " must be floating point, got ", g.scalar_type());
   TORCH_CHECK_VALUE(g.dim() == 1 && g.size(0) == logits.size(0), name,
                     " must be (B,) = (", logits.size(0), ",), got ", g.sizes());
-  TORCH_CHECK_VALUE(g.device() == logits.device(), name,
-                    " must be on the device of logits");
+  TORCH_CHECK_VALUE(g.device() == logits.device(), name, " is on ", g.device(),
+                    " but logits on ", logits.device(),
+                    "; put them on one device");
   return g.to(acc_type(logits)).contiguous();
 }
 
@@ -114,8 +116,9 @@ void check_stats(const at::Tensor& stats, const at::Tensor& logits) {
                     "stats must be (B, ", int(kNumStats), ") = (",
                     logits.size(0), ", ", int(kNumStats), "), got ",
                     stats.sizes());
-  TORCH_CHECK_VALUE(stats.device() == logits.device(),
-                    "stats must be on the device of logits");
+  TORCH_CHECK_VALUE(stats.device() == logits.device(), "stats is on ",
+                    stats.device(), " but logits on ", logits.device(),
+                    "; put them on one device");
 }
 
 // The backward's inputs, checked (as the forward's, plus the statistics

@@ -1,10 +1,28 @@
-"""The DR expectation's argument checks, shared by the op's entry point and
-the reference: on the host (shapes, dtypes, devices, temperatures: free)."""
+"""The DR expectation's argument checks, shared by the op's entry point,
+the reference and the fake kernels: on the host (shapes, dtypes, devices,
+temperatures: free) in :func:`check_dr_arguments`, and the value checks
+they run on the tensors.
+
+The one door of ``ops/`` to the package's shared rules
+(:mod:`mmdet_lossplug.input_checks`): the op's modules take every check
+from here, so that the op's rules and messages are the losses'.
+"""
 import math
 from typing import Optional
 
 import torch
 from torch import Tensor
+
+from ..input_checks import (check_floating_point, check_integer_labels,
+                            check_label_range, check_same_device,
+                            check_scores_finite, check_tensor,
+                            check_without_sync)
+
+__all__ = [
+    'LOGIT_DTYPES', 'MIN_LAMBDA_FLOAT32', 'check_dr_arguments',
+    'check_devices', 'check_label_range', 'check_scores_finite',
+    'check_without_sync'
+]
 
 LOGIT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # The smallest temperature either implementation can take: the op scales
@@ -21,12 +39,10 @@ def check_dr_arguments(logits: Tensor, labels: Tensor,
     ``(B, A)``, ``(B, A)``, floating logits, integer labels, floating
     weights, one device, temperatures finite and
     ``>= MIN_LAMBDA_FLOAT32``."""
-    for name, value in (('logits', logits), ('labels', labels),
-                        ('label_weights', label_weights)):
-        if not isinstance(value, Tensor) and not (name == 'label_weights'
-                                                  and value is None):
-            raise TypeError(
-                f'{name} must be a Tensor, got {type(value).__name__}')
+    check_tensor(logits, 'logits')
+    check_tensor(labels, 'labels')
+    if label_weights is not None:
+        check_tensor(label_weights, 'label_weights')
     if logits.dim() != 3:
         raise ValueError('logits must have shape (B, A, C), got '
                          f'{tuple(logits.shape)}')
@@ -34,26 +50,28 @@ def check_dr_arguments(logits: Tensor, labels: Tensor,
         raise TypeError('logits must be float32, float64, float16 or '
                         f'bfloat16, got {logits.dtype}')
     batch, anchors, _ = logits.shape
-    if labels.is_floating_point() or labels.is_complex() \
-            or labels.dtype == torch.bool:
-        raise TypeError(f'labels must be integers, got {labels.dtype}')
+    check_integer_labels(labels, 'labels')
     if tuple(labels.shape) != (batch, anchors):
         raise ValueError(f'labels must have shape {(batch, anchors)}, got '
                          f'{tuple(labels.shape)}')
     if label_weights is not None:
-        if not label_weights.is_floating_point():
-            raise TypeError('label_weights must be floating point, got '
-                            f'{label_weights.dtype}')
+        check_floating_point(label_weights, 'label_weights')
         if tuple(label_weights.shape) != (batch, anchors):
             raise ValueError(f'label_weights must have shape '
                              f'{(batch, anchors)}, got '
                              f'{tuple(label_weights.shape)}')
-    for name, value in (('labels', labels), ('label_weights', label_weights)):
-        if value is not None and value.device != logits.device:
-            raise ValueError(f'{name} must be on the device of logits '
-                             f'({logits.device}), got {value.device}')
+    check_devices(logits, labels=labels, label_weights=label_weights)
     for name, lam in (('lam_pos', lam_pos), ('lam_neg', lam_neg)):
         if not (math.isfinite(lam) and lam >= MIN_LAMBDA_FLOAT32):
             raise ValueError(f'{name} must be a finite number >= '
                              f'{MIN_LAMBDA_FLOAT32:.3g} (log2(e)/{name} a '
                              f'finite float32), got {lam}')
+
+
+def check_devices(logits: Tensor, **others: Optional[Tensor]) -> None:
+    """Every tensor of ``others`` (None: absent) on the device of
+    ``logits``, as the op's kernels require (dr_expectation.cpp); its fake
+    kernels check the same, so that a trace rejects what the op rejects."""
+    for name, value in others.items():
+        if value is not None:
+            check_same_device(value, logits, name, 'logits')

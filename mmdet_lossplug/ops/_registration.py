@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.autograd import Function
 
 from ..torch_features import HAS_LIBRARY_FAKE_KERNELS
+from ._arguments import check_devices
 
 try:
     from .. import _ext
@@ -46,17 +47,8 @@ def _acc_dtype(logits: Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
-def _check_devices(logits: Tensor, **others) -> None:
-    """The real kernels' device check (dr_expectation.cpp), for the fake
-    kernels: without it a trace would accept inputs the op rejects."""
-    for name, value in others.items():
-        if value is not None and value.device != logits.device:
-            raise ValueError(f'{name} must be on the device of logits '
-                             f'({logits.device}), got {value.device}')
-
-
 def _dr_expectation_fake(logits, labels, label_weights, lam_pos, lam_neg):
-    _check_devices(logits, labels=labels, label_weights=label_weights)
+    check_devices(logits, labels=labels, label_weights=label_weights)
     batch, acc = logits.size(0), _acc_dtype(logits)
     stats = logits.new_empty(batch, _ext.NUM_STATS, dtype=acc)
     status = labels.new_empty(_ext.NUM_STATUS)
@@ -66,7 +58,7 @@ def _dr_expectation_fake(logits, labels, label_weights, lam_pos, lam_neg):
 
 def _dr_expectation_backward_fake(grad_e_neg, grad_e_pos, logits, labels,
                                   label_weights, stats, lam_pos, lam_neg):
-    _check_devices(
+    check_devices(
         logits,
         grad_e_neg=grad_e_neg,
         grad_e_pos=grad_e_pos,

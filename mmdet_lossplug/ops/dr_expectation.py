@@ -6,8 +6,8 @@ A non-finite logit makes its image's ``E-`` and ``E+`` NaN (so the loss is
 NaN and AMP's GradScaler skips the step); it raises at once only with
 ``MMDET_LOSSPLUG_EAGER_CHECKS=1``. Labels outside ``[0, C]`` and NaN
 weights are errors: at once on the CPU (from the kernel); on CUDA through
-:func:`~mmdet_lossplug.input_checks.check_values`, at the next sync (at
-once with ``MMDET_LOSSPLUG_EAGER_CHECKS=1``).
+:func:`~mmdet_lossplug.input_checks.check_without_sync`, at the next sync
+(at once with ``MMDET_LOSSPLUG_EAGER_CHECKS=1``).
 """
 import warnings
 from typing import Optional, Tuple
@@ -15,9 +15,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..input_checks import check_scores_finite, check_values
 from ..torch_features import HAS_LIBRARY_FAKE_KERNELS
-from ._arguments import check_dr_arguments
+from ._arguments import (check_dr_arguments, check_scores_finite,
+                         check_without_sync)
 from ._registration import EXT_IMPORT_ERROR, HAS_CUDA_KERNEL, HAS_EXT
 from .reference import dr_expectation_reference
 
@@ -58,7 +58,7 @@ def _run_op(logits: Tensor, labels: Tensor, label_weights: Optional[Tensor],
         logits, labels.to(torch.int64), label_weights, float(lam_pos),
         float(lam_neg))
     if logits.device.type != 'cpu':  # the CPU kernel raised already
-        check_values(
+        check_without_sync(
             status[_LABELS_AND_WEIGHTS_VALID],
             f'dr_expectation: a label outside [0, {logits.size(-1)}] or a '
             'NaN label weight (the CPU op, or MMDET_LOSSPLUG_EAGER_CHECKS=1 '

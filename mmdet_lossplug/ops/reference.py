@@ -17,7 +17,7 @@ non-finite logit (an ignored anchor's too). The fallback where the compiled
 op is not built; autograd gives its gradient. It checks its inputs like the
 op: shapes, dtypes, devices and temperatures on the host, the values
 (labels in ``[0, C]``, no NaN weight) through
-:func:`~mmdet_lossplug.input_checks.check_values`, without a host sync.
+:func:`~mmdet_lossplug.input_checks.check_without_sync`, without a host sync.
 """
 import math
 from typing import Optional, Tuple
@@ -25,9 +25,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..input_checks import check_scores_finite, check_values
 from ..precision import upcast_low_precision
-from ._arguments import check_dr_arguments
+from ._arguments import (check_dr_arguments, check_label_range,
+                         check_scores_finite, check_without_sync)
 
 
 def _masked_softmax_expectation(scores: Tensor, prob: Tensor, mask: Tensor,
@@ -69,11 +69,10 @@ def dr_expectation_reference(logits: Tensor, labels: Tensor,
     """
     check_dr_arguments(logits, labels, label_weights, lam_pos, lam_neg)
     num_classes = logits.size(-1)
-    check_values(((labels >= 0) & (labels <= num_classes)).all(),
-                 f'labels has a label outside [0, {num_classes}]')
+    check_label_range(labels, num_classes, name='labels')
     if label_weights is not None:
-        check_values(~label_weights.isnan().any(),
-                     'label_weights has NaN value(s)')
+        check_without_sync(~label_weights.isnan().any(),
+                           'label_weights has NaN value(s)')
     logits = upcast_low_precision(logits)
     check_scores_finite(logits, 'logits')  # under eager checks only
     # 0 for an image of finite logits, NaN for one with a NaN or +-inf.

@@ -10,6 +10,8 @@ from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 
 from mmdet_lossplug.models.dense_heads import DRRetinaHead
+from mmdet_lossplug.models.dense_heads.image_level_cls_loss import \
+    IMAGE_LEVEL_HEADS
 from mmdet_lossplug.models.losses import DRLoss
 from ..dr_oracle import dr_loss as oracle_dr_loss
 from ..helpers import dense_head_batch
@@ -181,5 +183,7 @@ def test_dr_loss_in_a_plain_retina_head_names_the_image_level_head():
         dict(type='RetinaHead', loss_cls=dict(type='DRLoss'), **HEAD))
     feats, gts, metas = dense_head_batch()
     with pytest.raises(
-            ValueError, match='DRRetinaHead.*ImageLevelClsLossMixin'):
+            ValueError, match='DRRetinaHead.*ImageLevelClsLossMixin') as error:
         head.loss_by_feat(*head(feats), gts, metas)
+    for name in IMAGE_LEVEL_HEADS:  # written out in dr_loss.py
+        assert f"'{name}'" in str(error.value)

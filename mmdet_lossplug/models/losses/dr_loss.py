@@ -36,7 +36,10 @@ POOLS = ('image', 'batch')
 # lambdas are above 0.03; much smaller ones make the expectations a hard
 # max). The op itself takes any lam down to ops' MIN_LAMBDA_FLOAT32.
 MIN_LOSS_LAMBDA = 1e-3
-IMAGE_LEVEL_HEADS = (
+# The error for a call that is not one per image of whole images. It names
+# the heads of dense_heads.image_level_cls_loss.IMAGE_LEVEL_HEADS (written
+# out: losses do not import the heads, which import them).
+NEEDS_IMAGE_LEVEL_HEAD = (
     'DRLoss ranks all anchors of each image together and takes '
     'cls_score (B, A, C), labels (B, A), label_weights (B, A) without '
     'avg_factor; a plain dense head calls its loss once per FPN level (or '
@@ -145,7 +148,7 @@ class DRLoss(nn.Module):
         """
         if cls_score.dim() != 3 or avg_factor is not None:
             raise ValueError(
-                f'{IMAGE_LEVEL_HEADS} (got cls_score of shape '
+                f'{NEEDS_IMAGE_LEVEL_HEAD} (got cls_score of shape '
                 f'{tuple(cls_score.shape)}' +
                 ('' if avg_factor is None else ' and an avg_factor') + ')')
         check_same_device(labels, cls_score, 'labels', 'cls_score')
