@@ -19,9 +19,9 @@ from .tables import (COLUMNS, FIT_COLUMNS, TABLE_COLUMNS, format_differences,
 __all__ = [
     'CLASSES', 'SPLITS', 'TILE_SIZE', 'TILE_STRIDE', 'CocoData',
     'prepare_coco', 'prepare_tiles', 'shipped_file', 'split_root',
-    'per_class_metrics', 'Comparison', 'COMPARISONS', 'ONE_STAGE',
-    'TWO_STAGE', 'ANCHOR_FREE', 'DR_HEADS', 'run_comparison',
-    'collect_comparison', 'COLUMNS', 'FIT_COLUMNS', 'TABLE_COLUMNS',
-    'format_table', 'format_per_class', 'format_differences',
-    'format_movement', 'format_surviving', 'reported'
+    'per_class_metrics', 'Comparison', 'COMPARISONS', 'ONE_STAGE', 'TWO_STAGE',
+    'ANCHOR_FREE', 'DR_HEADS', 'run_comparison', 'collect_comparison',
+    'COLUMNS', 'FIT_COLUMNS', 'TABLE_COLUMNS', 'format_table',
+    'format_per_class', 'format_differences', 'format_movement',
+    'format_surviving', 'reported'
 ]

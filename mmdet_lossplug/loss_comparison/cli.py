@@ -97,10 +97,7 @@ def parse_args(argv=None):
         help='default: one-stage two-stage (a user\'s dataset: those '
         'whose config is given)')
     parser.add_argument(
-        '--split',
-        choices=SPLITS,
-        default='in_site',
-        help='the NEON split')
+        '--split', choices=SPLITS, default='in_site', help='the NEON split')
     data = parser.add_argument_group(
         "a user's COCO-format dataset instead of NEON's")
     for part in ('train', 'val', 'calib'):
@@ -250,8 +247,8 @@ def prepare(args) -> tuple:
         calib = (args.calib_ann, args.calib_images) if args.calib_ann else None
         try:
             data = prepare_coco(
-                osp.join(data_root, CUSTOM), (args.train_ann,
-                                              args.train_images),
+                osp.join(data_root,
+                         CUSTOM), (args.train_ann, args.train_images),
                 (args.val_ann, args.val_images), calib, args.calib_seed)
         except ValueError as error:
             raise SystemExit(f'bad dataset: {error}') from error
@@ -292,7 +289,8 @@ def run_command(args, argv, comparison: str, loss: str, seed: int) -> str:
         if name in os.environ
     ]
     command = [sys.executable, '-m', 'mmdet_lossplug.loss_comparison'
-               ] + argv + ['--run', comparison, loss, str(seed)]
+               ] + argv + ['--run', comparison, loss,
+                           str(seed)]
     return ' '.join([f'cd {shlex.quote(os.getcwd())} &&'] +
                     (['env'] + env if env else []) + [shlex.join(command)])
 
@@ -357,8 +355,7 @@ def main(argv=None):
                                               work_dir), []
         table = tables(comparison, results, seeds)
         where = (f'the NEON tree-crown {args.split} validation tiles'
-                 if not args.custom else
-                 f'the test part of {args.val_ann}')
+                 if not args.custom else f'the test part of {args.val_ann}')
         print(
             f'\n{name}, mean ± std over seeds {seeds} on {where} '
             f'({args.iters} iterations, CPU):\n{table}',
@@ -368,9 +365,9 @@ def main(argv=None):
         summary['comparisons'][name] = dict(seeds=seeds, results=results)
         if not args.no_plots and not missing:
             plots = osp.join(work_dir, 'plots')
-            data_root = (comparison.data.root if comparison.data else
-                         split_root(
-                             osp.join(args.work_dir, 'data'), args.split))
+            data_root = (
+                comparison.data.root if comparison.data else split_root(
+                    osp.join(args.work_dir, 'data'), args.split))
             with output_to(osp.join(plots, 'plots.log')):  # pycocotools
                 paths = plot_all(work_dir, data_root, rows, seeds[0], plots)
             print(f'pictures (seed {seeds[0]}):', *paths, sep='\n')

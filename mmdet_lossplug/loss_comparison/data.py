@@ -119,8 +119,8 @@ class CocoData:
             if 'ann_file' in metric:
                 metric.ann_file = annotation_file(self.root, 'val')
         model = cfg.model
-        for head in (model.get('bbox_head'),
-                     model.get('roi_head', {}).get('bbox_head')):
+        for head in (model.get('bbox_head'), model.get('roi_head',
+                                                       {}).get('bbox_head')):
             if isinstance(head, dict) and 'num_classes' in head:
                 head.num_classes = len(self.classes)
 
@@ -188,7 +188,9 @@ def _rewritten(coco: dict, img_dir: str, categories: list,
         raise ValueError(f'{ann_file}: categories {absent} are not in the '
                          'training annotations')
     images = [
-        dict(image, file_name=osp.abspath(osp.join(img_dir, image['file_name'])))
+        dict(
+            image,
+            file_name=osp.abspath(osp.join(img_dir, image['file_name'])))
         for image in coco['images']
     ]
     annotations = [
@@ -203,8 +205,11 @@ def _renumbered(coco: dict, image_offset: int, ann_offset: int) -> dict:
         coco,
         images=[dict(i, id=i['id'] + image_offset) for i in coco['images']],
         annotations=[
-            dict(a, id=a['id'] + ann_offset, image_id=a['image_id'] +
-                 image_offset) for a in coco['annotations']
+            dict(
+                a,
+                id=a['id'] + ann_offset,
+                image_id=a['image_id'] + image_offset)
+            for a in coco['annotations']
         ])
 
 

@@ -58,8 +58,8 @@ def _ap_per_class(predictions, coco_gt, cat_ids) -> np.ndarray:
     # precision: (IoU thresholds, recall points, categories, areas, maxDets)
     precision = evaluation.eval['precision'][:, :, :, 0, -1]
     for k in range(len(cat_ids)):
-        for column, values in enumerate((precision[:, :, k],
-                                         precision[0, :, k])):
+        for column, values in enumerate((precision[:, :, k], precision[0, :,
+                                                                       k])):
             valid = values[values > -1]
             if valid.size:
                 ap[k, column] = valid.mean()

@@ -145,8 +145,8 @@ def neon_config(name: str) -> str:
 # As configs/dr_loss: the head pools all levels per image, prior 0.5, and
 # the official test threshold.
 DR_ROW = dict(
-    bbox_head=dict(type=DR_VARIANT, loss_cls=dict(_delete_=True,
-                                                  type='DRLoss')),
+    bbox_head=dict(
+        type=DR_VARIANT, loss_cls=dict(_delete_=True, type='DRLoss')),
     test_cfg=dict(score_thr=0.2))
 
 # RetinaNet on the ImageNet MobileNetV2, the sigmoid focal loss as baseline:

@@ -196,8 +196,8 @@ def train_and_evaluate(cfg: Config, seed: int) -> Tuple[dict, list, dict]:
     })
     run = dict(
         metrics,
-        per_class=per_class_metrics(
-            *scored_part(cfg, predictions, parts), classes_of(cfg)),
+        per_class=per_class_metrics(*scored_part(cfg, predictions, parts),
+                                    classes_of(cfg)),
         minutes=minutes,
         predictions=predictions_file)
     return run, predictions, parts
@@ -253,8 +253,8 @@ def saved_run(comparison: Comparison, iters: int, work_dir: str, name: str,
     directory = run_dir(work_dir, name, seed)
     return finished_run(
         directory,
-        run_fingerprint(build_config(comparison, name, seed, iters,
-                                     directory)))
+        run_fingerprint(
+            build_config(comparison, name, seed, iters, directory)))
 
 
 def run_row(comparison: Comparison, iters: int, work_dir: str, name: str,

@@ -16,9 +16,9 @@ import mmengine
 import pytest
 import torch
 
+from ..helpers import ROOT, load_tool
 from .conftest import RETINANET_MOBILENETV2
 from .test_compare_losses import coco_ap50, compare_losses
-from ..helpers import ROOT, load_tool
 
 pytestmark = [
     pytest.mark.integration,  # trains
@@ -58,13 +58,14 @@ def table_lines(out: str, rows) -> list:
     for line in out.splitlines():
         cells = line.split(' | ')
         if line.startswith('| ') and cells[0][2:] in rows:
-            lines.append(re.sub(r' \| [^|]* \|$', ' |', line) if len(cells)
-                         == 8 else line)
+            lines.append(
+                re.sub(r' \| [^|]* \|$', ' |', line) if len(cells) ==
+                8 else line)
     return lines
 
 
 def test_a_user_dataset_through_both_comparisons(photos, pretrained_root,
-                                                  tmp_path):
+                                                 tmp_path):
     arguments = [*dataset_args(photos), '--iters', '2', '--seeds', '0']
     pool = compare_losses(
         tmp_path / 'pool',
@@ -93,8 +94,8 @@ def test_a_user_dataset_through_both_comparisons(photos, pretrained_root,
         state = torch.load(
             one / row / 'seed0' / 'iter_2.pth',
             map_location='cpu')['state_dict']
-        assert state['bbox_head.retina_cls.weight'].shape[0] == (
-            9 * NUM_CLASSES)
+        assert state['bbox_head.retina_cls.weight'].shape[0] == (9 *
+                                                                 NUM_CLASSES)
     # per class in result.json, one class's AP50 against COCOeval of it
     test_ann_file = runs / 'data' / 'custom' / 'annotations' / (
         'instances_test.json')
@@ -120,8 +121,8 @@ def test_a_user_dataset_through_both_comparisons(photos, pretrained_root,
             k: v[keep]
             for k, v in p['pred_instances'].items()
         }
-    alone = dict(test, categories=[c for c in test['categories']
-                                   if c['id'] == most])
+    alone = dict(
+        test, categories=[c for c in test['categories'] if c['id'] == most])
     alone['annotations'] = [
         a for a in test['annotations'] if a['category_id'] == most
     ]

@@ -32,8 +32,8 @@ def test_the_photos_boxes_are_their_masks_extents(tmp_path):
     for image_id, photo in enumerate(('voc', 'arc2017'), start=1):
         data = np.load(osp.join(source, photo, 'data.npz'))
         image = coco['images'][image_id - 1]
-        pixels = np.asarray(Image.open(tmp_path / 'images' /
-                                       image['file_name']))
+        pixels = np.asarray(
+            Image.open(tmp_path / 'images' / image['file_name']))
         assert np.array_equal(pixels, data['rgb'])
         assert (image['height'], image['width']) == data['rgb'].shape[:2]
         anns = [a for a in coco['annotations'] if a['image_id'] == image_id]

@@ -51,8 +51,8 @@ def dataset(tmp_path):
     write_coco(train, names[:2], [(0, 1, [0, 0, 10, 10]),
                                   (1, 2, [5, 5, 20, 20])])
     val = str(tmp_path / 'val.json')
-    write_coco(val, names[2:], [(i, 1 + i % 2, [0, 0, 10, 10])
-                                for i in range(6)])
+    write_coco(val, names[2:],
+               [(i, 1 + i % 2, [0, 0, 10, 10]) for i in range(6)])
     return tmp_path, train, val
 
 
@@ -63,8 +63,9 @@ def test_a_dataset_is_prepared_with_its_classes_and_a_seeded_split(dataset):
         str(root / 'prepared'), (train, images), (val, images), split_seed=3)
     assert data.classes == ('cat', 'dog')
     parts = {
-        part: json.loads((root / 'prepared' / 'annotations' /
-                          f'instances_{part}.json').read_text())
+        part:
+        json.loads((root / 'prepared' / 'annotations' /
+                    f'instances_{part}.json').read_text())
         for part in ('train', 'val', 'calib', 'test')
     }
     # The documented split: val's image ids shuffled by
@@ -90,26 +91,25 @@ def test_a_separate_calibration_part_gets_ids_apart(dataset):
         calib=(calib, images))
     annotations = root / 'prepared' / 'annotations'
     val_ids = [
-        i['id'] for i in json.loads((annotations /
-                                     'instances_val.json').read_text())
-        ['images']
+        i['id']
+        for i in json.loads((annotations /
+                             'instances_val.json').read_text())['images']
     ]
     calib_ids = [
-        i['id'] for i in json.loads((annotations /
-                                     'instances_calib.json').read_text())
-        ['images']
+        i['id']
+        for i in json.loads((annotations /
+                             'instances_calib.json').read_text())['images']
     ]
     assert calib_ids == [1, 2] and sorted(val_ids) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
-@pytest.mark.parametrize(
-    'images, boxes, message',
-    [
-        ([], [], 'no images'),
-        (['0.jpg'], [], 'no boxes'),
-        (['absent.jpg'], [(0, 1, [0, 0, 5, 5])],
-         '1 of its 1 images are not in .*img, e.g. absent.jpg'),
-    ])
+@pytest.mark.parametrize('images, boxes, message', [
+    ([], [], 'no images'),
+    (['0.jpg'], [], 'no boxes'),
+    (['absent.jpg'], [
+        (0, 1, [0, 0, 5, 5])
+    ], '1 of its 1 images are not in .*img, e.g. absent.jpg'),
+])
 def test_bad_validation_files_are_named(dataset, images, boxes, message):
     root, train, _ = dataset
     bad = str(root / 'bad.json')
@@ -141,9 +141,8 @@ def test_a_missing_annotation_file_is_named(dataset):
 
 
 def test_the_dr_row_is_the_dr_variant_of_the_configs_head():
-    for head, dr in (('RetinaHead', 'DRRetinaHead'), ('ATSSHead',
-                                                      'DRATSSHead'),
-                     ('FCOSHead', 'DRFCOSHead')):
+    for head, dr in (('RetinaHead', 'DRRetinaHead'),
+                     ('ATSSHead', 'DRATSSHead'), ('FCOSHead', 'DRFCOSHead')):
         model = ConfigDict(
             bbox_head=dict(
                 type=head, loss_cls=dict(type='FocalLoss', use_sigmoid=True)))
@@ -152,32 +151,31 @@ def test_the_dr_row_is_the_dr_variant_of_the_configs_head():
         bbox_head=dict(
             type='GFLHead',
             loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True)))
-    with pytest.raises(ValueError, match="row 'dr' needs a DR variant of "
-                       'GFLHead'):
+    with pytest.raises(
+            ValueError, match="row 'dr' needs a DR variant of "
+            'GFLHead'):
         ONE_STAGE.check(ssd_like)
     # the other rows apply to it
-    assert ONE_STAGE.row('polyfocal', ssd_like)['bbox_head']['loss_cls'][
-        'type'] == 'PolyFocalLoss'
+    assert ONE_STAGE.row(
+        'polyfocal',
+        ssd_like)['bbox_head']['loss_cls']['type'] == 'PolyFocalLoss'
 
 
-@pytest.mark.parametrize(
-    'comparison, model, message',
-    [
-        (ONE_STAGE, dict(bbox_head=dict(type='RetinaHead')),
-         r'model.bbox_head \(RetinaHead\) has no classification loss'),
-        (ONE_STAGE, dict(roi_head=dict()), 'model.bbox_head is missing'),
-        (ONE_STAGE,
-         dict(
-             bbox_head=dict(
-                 type='SSDHead',
-                 loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))),
-         'replace a sigmoid loss'),
-        (TWO_STAGE, dict(roi_head=dict(bbox_head=[dict(), dict()])),
-         "a list, not one head .*cascade"),
-        (TWO_STAGE,
-         dict(roi_head=dict(bbox_head=dict(type='Shared2FCBBoxHead'))),
-         'no classification loss'),
-    ])
+@pytest.mark.parametrize('comparison, model, message', [
+    (ONE_STAGE, dict(bbox_head=dict(type='RetinaHead')),
+     r'model.bbox_head \(RetinaHead\) has no classification loss'),
+    (ONE_STAGE, dict(roi_head=dict()), 'model.bbox_head is missing'),
+    (ONE_STAGE,
+     dict(
+         bbox_head=dict(
+             type='SSDHead',
+             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))),
+     'replace a sigmoid loss'),
+    (TWO_STAGE, dict(roi_head=dict(bbox_head=[dict(), dict()])),
+     "a list, not one head .*cascade"),
+    (TWO_STAGE, dict(roi_head=dict(bbox_head=dict(type='Shared2FCBBoxHead'))),
+     'no classification loss'),
+])
 def test_a_head_no_row_can_change_is_named(comparison, model, message):
     with pytest.raises(ValueError, match=f'{comparison.config}: {message}'):
         comparison.check(ConfigDict(model))
@@ -186,8 +184,7 @@ def test_a_head_no_row_can_change_is_named(comparison, model, message):
 def test_a_dataset_sets_the_classes_of_each_head(dataset, tmp_path):
     root, train, val = dataset
     images = str(root / 'img')
-    data = prepare_coco(str(root / 'prepared'), (train, images),
-                        (val, images))
+    data = prepare_coco(str(root / 'prepared'), (train, images), (val, images))
     import dataclasses
     for comparison, head in ((ONE_STAGE, ('bbox_head', )),
                              (TWO_STAGE, ('roi_head', 'bbox_head'))):

