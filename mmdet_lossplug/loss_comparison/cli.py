@@ -42,6 +42,7 @@ runs and names the missing ones.
         [--list-runs | --run COMPARISON LOSS SEED | --collect]
 """
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -239,6 +240,24 @@ def check_pretrained(config: str, cfg: Config) -> None:
             'says where it is)')
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """What is printed meanwhile (mmengine's messages, e.g. the config's
+    environment variables) goes to stderr, as file descriptor and as
+    ``sys.stdout``: ``--list-runs``'s stdout is the commands alone, for
+    ``xargs`` or a job array."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def prepare(args) -> tuple:
     """The data (checked; prepared into WORK_DIR/data) and the
     comparisons: the runs' folder name and ``{name: Comparison}``."""
@@ -324,7 +343,9 @@ def train_one(comparison, args, folder: str, loss: str, seed: int) -> None:
 def main(argv=None):
     args = parse_args(argv)
     args.work_dir = osp.abspath(args.work_dir)
-    folder, comparisons = prepare(args)
+    with (stdout_to_stderr()
+          if args.list_runs else contextlib.nullcontext()):
+        folder, comparisons = prepare(args)
     if args.list_runs:
         argv = forwarded_argv(args)
         for name, comparison in comparisons.items():
