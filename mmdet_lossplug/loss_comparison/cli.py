@@ -343,8 +343,7 @@ def train_one(comparison, args, folder: str, loss: str, seed: int) -> None:
 def main(argv=None):
     args = parse_args(argv)
     args.work_dir = osp.abspath(args.work_dir)
-    with (stdout_to_stderr()
-          if args.list_runs else contextlib.nullcontext()):
+    with (stdout_to_stderr() if args.list_runs else contextlib.nullcontext()):
         folder, comparisons = prepare(args)
     if args.list_runs:
         argv = forwarded_argv(args)

