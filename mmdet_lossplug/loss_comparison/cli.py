@@ -26,7 +26,8 @@ of the validation images and T is fitted on the calibration part
 
 A run that finished leaves ``result.json`` beside its checkpoint and is
 not trained again under the same settings. ``--jobs`` trainings run side
-by side in their own processes, each on ``cpu_count // jobs`` threads;
+by side in their own processes, each on ``usable CPUs // jobs`` threads
+(the CPUs a scheduler gave the process, else all);
 each run's log is ``WORK_DIR/<comparison>/<split>/<loss>/seed<S>/run.log``
 (``<split>`` is ``custom`` for a user's dataset). For a scheduler,
 ``--list-runs`` prints one shell command per run, which trains that run
@@ -142,7 +143,8 @@ def parse_args(argv=None):
         type=int,
         default=2,
         help='trainings side by side (default 2: the CPU machines have two '
-        'cores); each runs on cpu_count // jobs threads, with --run too')
+        'cores); each runs on usable CPUs // jobs threads (a scheduler\'s '
+        'allotment, else all CPUs), with --run too')
     parser.add_argument(
         '--no-plots', action='store_true', help='skip docs-style pictures')
     mode = parser.add_mutually_exclusive_group()

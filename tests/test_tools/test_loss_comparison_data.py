@@ -4,6 +4,7 @@ its classes read from the annotations, the validation images split by
 image with the documented seed, the rows applied to whichever head a
 config has; and its per-class metrics against hand-computed values."""
 import json
+import os
 import os.path as osp
 import re
 
@@ -13,6 +14,7 @@ from mmengine.config import Config, ConfigDict
 
 from mmdet_lossplug.loss_comparison import (ONE_STAGE, TWO_STAGE,
                                             per_class_metrics, prepare_coco)
+from mmdet_lossplug.loss_comparison.runner import threads_per_job
 from mmdet_lossplug.loss_comparison.training import build_config
 
 
@@ -248,3 +250,11 @@ def test_per_class_metrics_against_hand_computed_values(tmp_path):
     # a class without objects has no AP; without detections no D-ECE
     empty = per_class_metrics(predictions[:1], ann_file, ('cat', 'dog'))
     assert np.isnan(empty['dog']['calibration/d_ece_50'])
+
+
+def test_threads_are_of_the_cpus_a_scheduler_gave(monkeypatch):
+    # a Slurm task bound to 3 of a node's 64 cores (--cpus-per-task=3)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 64)
+    monkeypatch.setattr(
+        os, 'sched_getaffinity', lambda pid: {4, 5, 6}, raising=False)
+    assert threads_per_job(1) == 3 and threads_per_job(2) == 1
