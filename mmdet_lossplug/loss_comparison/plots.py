@@ -20,17 +20,17 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from ..evaluation import judge_predictions, load_coco, reliability_bins
-from .data import CLASSES, TEST_PART, annotation_file
+from .data import TEST_PART, annotation_file
 
 SHOWN_SCORE = 0.3
 N_BINS = 10
 IOU_THR = 0.5
 
 
-def tp_fp_scores(predictions, coco_gt):
+def tp_fp_scores(predictions, coco_gt, classes):
     """Confidences and true-positive flags of the detections at IoU 0.5
     (judged as D-ECE judges them)."""
-    return judge_predictions(predictions, (IOU_THR, ), CLASSES,
+    return judge_predictions(predictions, (IOU_THR, ), classes,
                              coco_gt).confidences_and_hits(IOU_THR)
 
 
@@ -128,8 +128,10 @@ def plot_histograms(judged: dict, out_file):
 def plot_all(work_dir: str, data_root: str, losses, seed: int, out_dir=None):
     """Write the three pictures of ``losses`` at ``seed`` to ``out_dir``
     (default ``work_dir/plots``); return their paths. They show the
-    validation tiles of the split in ``data_root``: its test part where it
-    has one (the tiles the tables score)."""
+    validation images of the dataset in ``data_root`` (its
+    ``annotations/instances_<part>.json``; images under ``val/``, or at
+    their absolute file names): its test part where it has one (the images
+    the tables score)."""
     plt.switch_backend('Agg')
     out_dir = out_dir or osp.join(work_dir, 'plots')
     os.makedirs(out_dir, exist_ok=True)
@@ -160,7 +162,8 @@ def plot_all(work_dir: str, data_root: str, losses, seed: int, out_dir=None):
     plot_detections(tile, image, gt_boxes, predictions, paths[0])
     coco_gt = load_coco(ann_file)
     judged = {
-        name: tp_fp_scores(preds, coco_gt)
+        name: tp_fp_scores(preds, coco_gt,
+                           [c['name'] for c in coco['categories']])
         for name, preds in predictions.items()
     }
     plot_reliability(judged, paths[1])

@@ -34,9 +34,17 @@ def output_to(log_file: str):
             os.close(copy_of_fd)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: a scheduler's allotment (Slurm's
+    ``--cpus-per-task`` binds a task to its cores), else every CPU."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def threads_per_job(jobs: int) -> int:
-    """The CPU's threads shared among ``jobs`` side by side."""
-    return max(1, (os.cpu_count() or 1) // jobs)
+    """The usable CPUs' threads shared among ``jobs`` side by side."""
+    return max(1, usable_cpus() // jobs)
 
 
 def _logged(job: Callable, log_file: str, task: tuple):

@@ -1,15 +1,53 @@
 """A comparison's rows over seeds, trained side by side, with a line of
-progress as each run ends; the results by row, seeds in order, the
-baseline's temperature-scaled twin as one more row."""
+progress as each run ends, or read from the runs that finished (however
+they were started); the results by row, seeds in order, the baseline's
+temperature-scaled twin as one more row."""
 import functools
 import os.path as osp
 import time
-from typing import Sequence
+from typing import List, Sequence, Tuple
 
 from .rows import Comparison
 from .runner import run_in_parallel, threads_per_job
 from .tables import TABLE_COLUMNS, Results
-from .training import RESULT_FILE, run_dir, run_row
+from .training import RESULT_FILE, run_dir, run_row, saved_run
+
+
+def by_row(comparison: Comparison, finished: dict, rows: Sequence[str],
+           seeds: Sequence[int]) -> Results:
+    """``{(row, seed): run}`` as results by row, seeds in order (those
+    that finished), the baseline's twin after temperature scaling as
+    :attr:`Comparison.temperature_row`."""
+    results = {
+        name: [finished[name, s] for s in seeds if (name, s) in finished]
+        for name in rows
+    }
+    results = {name: runs for name, runs in results.items() if runs}
+    if comparison.baseline in results:
+        results[comparison.temperature_row] = [
+            dict(run['temperature_scaled'])
+            for run in results[comparison.baseline]
+        ]
+        for run in results[comparison.baseline]:
+            run.pop('temperature_scaled')
+    return results
+
+
+def collect_comparison(comparison: Comparison, rows: Sequence[str],
+                       seeds: Sequence[int], iters: int,
+                       work_dir: str) -> Tuple[Results, List[tuple]]:
+    """The results of the (row, seed) runs of ``rows`` that finished under
+    today's settings (their ``result.json``), and the ``(row, seed)`` of
+    those that did not."""
+    finished, missing = {}, []
+    for seed in seeds:
+        for name in rows:
+            run = saved_run(comparison, iters, work_dir, name, seed)
+            if run is None:
+                missing.append((name, seed))
+            else:
+                finished[name, seed] = dict(run, finished_earlier=True)
+    return by_row(comparison, finished, rows, seeds), missing
 
 
 def run_comparison(comparison: Comparison, rows: Sequence[str],
@@ -52,10 +90,4 @@ def run_comparison(comparison: Comparison, rows: Sequence[str],
         log_file=lambda task: osp.join(run_dir(work_dir, *task), 'run.log'),
         describe=lambda task: f'training {task[0]} with seed {task[1]}',
         on_done=progress)
-    results = {name: [finished[name, seed] for seed in seeds] for name in rows}
-    if comparison.baseline in results:
-        results[comparison.temperature_row] = [
-            run.pop('temperature_scaled')
-            for run in results[comparison.baseline]
-        ]
-    return results
+    return by_row(comparison, finished, rows, seeds)

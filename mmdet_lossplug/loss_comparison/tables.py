@@ -59,6 +59,27 @@ def format_table(results: Results) -> str:
     return '\n'.join(lines)
 
 
+def format_per_class(results: Results) -> str:
+    """Mean ± sample standard deviation over seeds of each row's
+    :data:`COLUMNS` class by class (``run['per_class']``), in percent; NaN
+    where a class has no ground truth (AP) or no detection (calibration
+    errors) in the scored images. Rows of runs without per-class metrics
+    (made before they were kept) are left out."""
+    lines = _header(['loss', 'class', 'seeds'] +
+                    [f'{t} (%)' for _, t in COLUMNS])
+    for name, seeds in results.items():
+        if not seeds or not all('per_class' in r for r in seeds):
+            continue
+        for cls in seeds[0]['per_class']:
+            cells = [name, cls, str(len(seeds))]
+            cells += [
+                mean_std([100 * r['per_class'][cls][k] for r in seeds])
+                for k, _ in COLUMNS
+            ]
+            lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def difference(results: Results, name: str, baseline: str,
                key: str) -> Tuple[float, float]:
     """Row ``name``'s mean minus the baseline's for metric ``key``, in

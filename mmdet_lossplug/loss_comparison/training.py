@@ -25,7 +25,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
 
 from ..apis import PredictionEvaluation, calibrate_predictions
+from ..evaluation import temper_scores
 from .data import CALIBRATION_PART, TEST_PART, annotation_file
+from .per_class import per_class_metrics
 from .rows import Comparison
 from .tables import COLUMNS, FIT_COLUMNS, FIT_PREFIX, reported
 
@@ -64,8 +66,10 @@ def build_config(comparison: Comparison, name: str, seed: int, iters: int,
     ``work_dir/val.pkl``; its test loop is the training tiles,
     unaugmented."""
     cfg = Config.fromfile(comparison.config)
-    # merge_from_dict consumes _delete_: give it a copy of the row
-    cfg.merge_from_dict(dict(model=copy.deepcopy(comparison.rows[name])))
+    if comparison.data is not None:
+        comparison.data.apply(cfg)
+    # merge_from_dict consumes _delete_: row() gives a copy of the row
+    cfg.merge_from_dict(dict(model=comparison.row(name, cfg.model)))
     cfg.work_dir = work_dir
     cfg.experiment_name = f'{name}_seed{seed}'
     cfg.randomness = dict(seed=seed)
@@ -80,7 +84,8 @@ def build_config(comparison: Comparison, name: str, seed: int, iters: int,
     ]
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
     cfg.test_dataloader.dataset.ann_file = 'annotations/instances_train.json'
-    cfg.test_dataloader.dataset.data_prefix = dict(img='train/')
+    cfg.test_dataloader.dataset.data_prefix = copy.deepcopy(
+        cfg.train_dataloader.dataset.data_prefix)
     cfg.test_evaluator = dict(
         type='CocoMetric',
         ann_file=annotation_file(cfg.test_dataloader.dataset.data_root,
@@ -143,10 +148,25 @@ def validation_parts(cfg: Config, predictions: list) -> dict:
     return parts
 
 
+def scored_part(cfg: Config, predictions: list,
+                parts: dict) -> Tuple[list, str]:
+    """The predictions every metric is of, and their annotation file: the
+    test part where there are parts, else all validation predictions."""
+    if parts:
+        return parts[TEST_PART]
+    return predictions, annotation_file(cfg.val_dataloader.dataset.data_root,
+                                        'val')
+
+
+def classes_of(cfg: Config) -> tuple:
+    return tuple(cfg.val_dataloader.dataset.metainfo.classes)
+
+
 def train_and_evaluate(cfg: Config, seed: int) -> Tuple[dict, list, dict]:
-    """Train one (row, seed) run: its validation metrics, training-tile
-    AP50, training minutes and the path of its validation predictions;
-    and those predictions with their parts (:func:`validation_parts`)."""
+    """Train one (row, seed) run: its validation metrics overall and per
+    class, training-tile AP50, training minutes and the path of its
+    validation predictions; and those predictions with their parts
+    (:func:`validation_parts`)."""
     work_dir = cfg.work_dir
     set_random_seed(seed)
     runner = Runner.from_cfg(cfg)
@@ -174,33 +194,67 @@ def train_and_evaluate(cfg: Config, seed: int) -> Tuple[dict, list, dict]:
         key: reported(fit, key[len(FIT_PREFIX):])
         for key, _ in FIT_COLUMNS
     })
-    run = dict(metrics, minutes=minutes, predictions=predictions_file)
+    run = dict(
+        metrics,
+        per_class=per_class_metrics(*scored_part(cfg, predictions, parts),
+                                    classes_of(cfg)),
+        minutes=minutes,
+        predictions=predictions_file)
     return run, predictions, parts
 
 
-def temperature_scaled(comparison: Comparison, run: dict, predictions: list,
-                       parts: dict, work_dir: str) -> dict:
+def tempered(predictions: list, temperature: float) -> list:
+    """A copy of ``predictions`` with every score tempered by ``T``."""
+    predictions = copy.deepcopy(predictions)
+    for pred in predictions:
+        inst = pred['pred_instances']
+        inst['scores'] = temper_scores(inst['scores'], temperature)
+    return predictions
+
+
+def temperature_scaled(comparison: Comparison, cfg: Config, run: dict,
+                       predictions: list, parts: dict, work_dir: str) -> dict:
     """A run after post-hoc temperature scaling: T fitted by D-ECE on the
     calibration part and scored on the test part; without parts, fitted on
     the validation predictions it is scored on (an optimistic bound). A
     temperature keeps the order of the scores, so the training tiles' AP is
     the run's."""
+    config = comparison.config
+    if comparison.data is not None:  # the config reads another dataset
+        config = osp.join(cfg.work_dir, 'run_config.py')
+        cfg.dump(config)
     if parts:
         calibration, calibration_ann_file = parts[CALIBRATION_PART]
         report = calibrate_predictions(
-            comparison.config,
+            config,
             calibration,
             work_dir,
             ann_file=calibration_ann_file,
             held_out=parts[TEST_PART])
     else:
-        report = calibrate_predictions(comparison.config, predictions,
-                                       work_dir)
+        report = calibrate_predictions(config, predictions, work_dir)
     after = report['after']
     scaled = {key: after[key] for key, _ in COLUMNS}
     scaled.update({key: run[key] for key, _ in FIT_COLUMNS})
+    scored, ann_file = scored_part(cfg, predictions, parts)
     return dict(
-        scaled, minutes=run['minutes'], temperature=report['temperature'])
+        scaled,
+        per_class=per_class_metrics(
+            tempered(scored, report['temperature']), ann_file,
+            classes_of(cfg)),
+        minutes=run['minutes'],
+        temperature=report['temperature'])
+
+
+def saved_run(comparison: Comparison, iters: int, work_dir: str, name: str,
+              seed: int) -> Optional[dict]:
+    """The result a (row, seed) run left under today's settings, or
+    ``None`` where it has not finished."""
+    directory = run_dir(work_dir, name, seed)
+    return finished_run(
+        directory,
+        run_fingerprint(
+            build_config(comparison, name, seed, iters, directory)))
 
 
 def run_row(comparison: Comparison, iters: int, work_dir: str, name: str,
@@ -217,7 +271,7 @@ def run_row(comparison: Comparison, iters: int, work_dir: str, name: str,
     run, predictions, parts = train_and_evaluate(cfg, seed)
     if name == comparison.baseline:
         run['temperature_scaled'] = temperature_scaled(
-            comparison, run, predictions, parts,
+            comparison, cfg, run, predictions, parts,
             osp.join(directory, 'calibration'))
     # Written whole or not at all: a run killed while writing is trained
     # again rather than read half.
