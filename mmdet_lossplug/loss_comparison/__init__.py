@@ -1,7 +1,7 @@
 """The loss comparison in pieces: the rows of a comparison (``rows``),
 the data it trains and scores on, a user's COCO dataset or NEON's tiles
 (``data``), one run in its worker (``training``), runs side by side
-(``runner``), all of them or the finished ones (``study``), the tables
+(``process_pool``), all of them or the finished ones (``study``), the tables
 (``tables``, ``per_class``) and the command line (``cli``: ``python -m
 mmdet_lossplug.loss_comparison``; ``tools/analysis/compare_losses.py``,
 ``compare_numeric_paths.py`` and ``plot_loss_comparison.py`` in a

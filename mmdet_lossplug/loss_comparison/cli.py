@@ -56,8 +56,8 @@ from mmengine.config import Config
 
 from .data import SPLITS, prepare_coco, prepare_tiles, split_root
 from .plots import plot_all
+from .process_pool import output_to, threads_per_job
 from .rows import COMPARISONS
-from .runner import output_to, threads_per_job
 from .study import collect_comparison, run_comparison
 from .tables import format_differences, format_per_class, format_table
 from .training import NUMERIC_ENV, RESULT_FILE, run_dir, run_row

@@ -11,9 +11,8 @@ from typing import Dict, Sequence
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from ..evaluation import ece, judge_predictions, laece, load_coco
-from ..evaluation.functional.detection_calibration import (LAECE_IOU_THR,
-                                                           LAECE_N_BINS)
+from ..evaluation import (LAECE_IOU_THR, LAECE_N_BINS, ece, judge_predictions,
+                          laece, load_coco)
 
 # The table's columns (as tables.COLUMNS) and D-ECE's bins (the configs').
 AP, AP50, D_ECE, LAECE = ('coco/bbox_mAP', 'coco/bbox_mAP_50',

@@ -19,7 +19,8 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from ..evaluation import judge_predictions, load_coco, reliability_bins
+from ..evaluation import ece, judge_predictions, load_coco, reliability_bins
+from ..visualization import draw_reliability
 from .data import TEST_PART, annotation_file
 
 SHOWN_SCORE = 0.3
@@ -87,25 +88,14 @@ def plot_detections(tile, image, gt_boxes, predictions, out_file):
 
 
 def plot_reliability(judged: dict, out_file):
+    """Per loss, the reliability bars the calibration metric draws, binned
+    as D-ECE bins them."""
     fig, axes = loss_panels(judged)
-    edges = np.linspace(0, 1, N_BINS + 1)
-    centers = (edges[:-1] + edges[1:]) / 2
     for ax, (name, (conf, hits)) in zip(axes, judged.items()):
-        # precision per bin, binned as D-ECE bins
-        _, _, precision = reliability_bins(conf, hits, N_BINS)
-        ax.bar(
-            centers,
-            precision,
-            width=1 / N_BINS,
-            edgecolor='k',
-            color='tab:blue',
-            alpha=0.7)
-        ax.plot([0, 1], [0, 1], 'r--', linewidth=1)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        draw_reliability(ax, *reliability_bins(conf, hits, N_BINS),
+                         ece(conf, hits, N_BINS),
+                         f'precision at IoU {IOU_THR}', 'D-ECE')
         ax.set_title(f'{name} ({len(conf)} dets)', fontsize=9)
-        ax.set_xlabel('confidence')
-    axes[0].set_ylabel('precision at IoU 0.5')
     save(fig, out_file)
 
 

@@ -7,8 +7,8 @@ import os.path as osp
 import time
 from typing import List, Sequence, Tuple
 
+from .process_pool import run_in_parallel, threads_per_job
 from .rows import Comparison
-from .runner import run_in_parallel, threads_per_job
 from .tables import TABLE_COLUMNS, Results
 from .training import RESULT_FILE, run_dir, run_row, saved_run
 

@@ -25,7 +25,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner, set_random_seed
 
 from ..apis import PredictionEvaluation, calibrate_predictions
-from ..evaluation import temper_scores
+from ..calibration import temper_scores
 from .data import CALIBRATION_PART, TEST_PART, annotation_file
 from .per_class import per_class_metrics
 from .rows import Comparison

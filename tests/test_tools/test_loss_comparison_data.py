@@ -14,7 +14,7 @@ from mmengine.config import Config, ConfigDict
 
 from mmdet_lossplug.loss_comparison import (ONE_STAGE, TWO_STAGE,
                                             per_class_metrics, prepare_coco)
-from mmdet_lossplug.loss_comparison.runner import threads_per_job
+from mmdet_lossplug.loss_comparison.process_pool import threads_per_job
 from mmdet_lossplug.loss_comparison.training import build_config
 
 
