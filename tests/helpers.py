@@ -30,6 +30,12 @@ needs_fake_kernels = pytest.mark.skipif(
     reason=f'torch {torch.__version__} has no torch.library.register_fake: '
     'the op has no fake kernels, and compiled code runs it eagerly')
 
+# AMP's GradScaler on the CPU (torch.amp.GradScaler('cpu')): torch >= 2.3.
+needs_cpu_grad_scaler = pytest.mark.skipif(
+    not hasattr(torch.amp, 'GradScaler'),
+    reason=f'torch {torch.__version__} has no torch.amp.GradScaler, the '
+    "GradScaler for the CPU (torch.cuda.amp's needs a GPU)")
+
 
 def load_tool(*path: str) -> SimpleNamespace:
     """A script under ``tools/`` as a namespace: tools are scripts, not

@@ -7,6 +7,7 @@ import torch
 
 from mmdet_lossplug.models.losses import DRLoss
 from ..dr_oracle import dr_loss as oracle_dr_loss
+from ..helpers import needs_cpu_grad_scaler
 from ..test_ops.test_dr_expectation_reference import make_inputs
 
 DEFAULTS = dict(
@@ -177,6 +178,7 @@ def test_zero_anchors_agree_between_implementations():
         out.backward()
 
 
+@needs_cpu_grad_scaler
 @pytest.mark.parametrize('impl', ['auto', 'reference'])
 def test_amp_grad_scaler_skips_the_step_of_a_non_finite_logit(impl):
     """A short CPU training under bfloat16 autocast with GradScaler: the

@@ -14,6 +14,7 @@ from mmdet_lossplug.models.losses import (AdaptiveFocalLoss,
                                           Poly1CrossEntropyLoss,
                                           Poly1StarFocalLoss, PolyFocalLoss,
                                           PolyNCrossEntropyLoss)
+from ..helpers import needs_cpu_grad_scaler
 
 NUM_CLASSES = 3
 # (loss, highest valid label): sigmoid losses take C as background.
@@ -85,6 +86,7 @@ def test_labels_out_of_range_stay_errors(name):
         loss_fn(logits, labels)
 
 
+@needs_cpu_grad_scaler
 @pytest.mark.parametrize('name',
                          ['PolyFocal', 'Poly1CE', 'AdaptiveFocal-softmax'])
 def test_grad_scaler_skips_the_step_of_a_non_finite_score(name):
