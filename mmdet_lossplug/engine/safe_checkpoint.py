@@ -18,6 +18,7 @@ import _compat_pickle
 import codecs
 import os.path as osp
 import pickle
+from collections import Counter
 from types import ModuleType
 
 import numpy as np
@@ -52,7 +53,9 @@ def mmengine_checkpoint_globals() -> list:
     read off a real run's checkpoint with
     ``torch.serialization.get_unsafe_globals_in_checkpoint``: the message
     hub's HistoryBuffer, its statistics methods (through getattr) and the
-    numpy arrays, scalars and dtypes in it."""
+    numpy arrays, scalars and dtypes in it; and ``collections.Counter``,
+    the milestones of a multi-step schedule, which torch >= 2.6 allows by
+    itself and older torch's weights-only list does not."""
     # numpy's reconstructors as pickle names them (numpy 1 and 2 differ)
     array_reconstruct = np.zeros(0).__reduce__()[0]
     scalar_reconstruct = np.float64(0).__reduce__()[0]
@@ -62,7 +65,7 @@ def mmengine_checkpoint_globals() -> list:
         for code in np.typecodes['AllInteger'] + np.typecodes['AllFloat'] + '?'
     }
     return [
-        HistoryBuffer, np.ndarray, np.dtype, *numeric_dtypes,
+        HistoryBuffer, Counter, np.ndarray, np.dtype, *numeric_dtypes,
         array_reconstruct, scalar_reconstruct,
         (history_buffer_method, 'builtins.getattr')
     ]
